@@ -1,0 +1,1 @@
+"""Flax linen modules that own attention parameters."""

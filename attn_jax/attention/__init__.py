@@ -1,9 +1,22 @@
-"""Pure attention functions: scores, masks, normalisers, weighted sums and kernels (no parameters)."""
+"""Pure attention functions: scores, masks, normalisers, weighted sums, kernels (no parameters, no Flax)."""
 
+from attn_jax.attention.bidaf import (
+    bidaf_merge,
+    context_to_query_attention,
+    query_to_context_attention,
+    trilinear_similarity,
+)
 from attn_jax.attention.dot_product import (
     available_implementations,
     dot_product_attention,
     weighted_sum,
+)
+from attn_jax.attention.hard import (
+    attention_entropy,
+    attention_log_prob,
+    reinforce_loss,
+    sample_attention,
+    update_baseline,
 )
 from attn_jax.attention.masks import (
     causal_mask,
@@ -19,6 +32,16 @@ from attn_jax.attention.normalizers import (
     softmax,
     sparsemax,
 )
+from attn_jax.attention.pointer import copy_distribution, mix_copy_and_generate, pad_vocab
+from attn_jax.attention.positions import (
+    alibi_bias,
+    alibi_slopes,
+    apply_rotary,
+    clipped_relative_buckets,
+    relative_positions,
+    sinusoidal_positions,
+    t5_relative_buckets,
+)
 from attn_jax.attention.scores import (
     additive_scores,
     cosine_scores,
@@ -26,10 +49,5 @@ from attn_jax.attention.scores import (
     general_scores,
     scaled_dot_scores,
 )
-from attn_jax.attention.hard import (
-    attention_entropy,
-    attention_log_prob,
-    reinforce_loss,
-    sample_attention,
-    update_baseline,
-)
+from attn_jax.attention.spatial import affine_grid, bilinear_sample
+from attn_jax.attention.visual import doubly_stochastic_penalty

@@ -18,6 +18,14 @@ from attn_jax.attention.hard import (
     sample_attention,
     update_baseline,
 )
+from attn_jax.attention.local import (
+    gaussian_window,
+    local_attention_weights,
+    local_window_mask,
+    monotonic_position,
+    predictive_position,
+)
+from attn_jax.attention.location import coverage_loss, location_features
 from attn_jax.attention.masks import (
     causal_mask,
     combine_masks,

@@ -47,7 +47,9 @@ def softmax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -1)
     weights = jax.nn.softmax(x, axis=axis)
     if mask is None:
         return weights
-    return jnp.where(_any_allowed(mask, x.shape, axis), weights, 0.0) * jnp.broadcast_to(mask, x.shape)
+    # Masked entries are already exactly 0 (exp underflows) unless the whole row is masked, where the
+    # softmax is uniform: only those rows need zeroing, with a [..., 1]-shaped flag.
+    return jnp.where(_any_allowed(mask, x.shape, axis), weights, 0.0)
 
 
 def log_softmax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -1) -> Array:

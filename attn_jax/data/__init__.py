@@ -1,0 +1,1 @@
+"""Data sources: TFDS, local files, built-in generated sets, tokenizers and Grain pipelines."""

@@ -1,0 +1,1 @@
+"""Built-in data sets generated deterministically by code, named `builtin:NAME`; no download needed."""

@@ -18,7 +18,7 @@ from attn_jax.attention.normalizers import log_softmax, mask_logits, softmax
 
 
 def sample_attention(rng: Array, logits: ArrayLike, mask: ArrayLike | None = None) -> Array:
-    """Sample one key position per query from ``softmax(logits)``.
+    """Sample one key position per query from ``softmax(logits)``: hard attention (Xu et al., 2015).
 
     Args:
       rng: a ``jax.random`` key.
@@ -32,7 +32,16 @@ def sample_attention(rng: Array, logits: ArrayLike, mask: ArrayLike | None = Non
 
 
 def attention_log_prob(logits: ArrayLike, index: ArrayLike, mask: ArrayLike | None = None) -> Array:
-    """``log p(index)`` under ``softmax(logits)`` restricted to the mask; ``[...]`` float32."""
+    """``log p(index)`` of a hard-attention sample (Xu et al., 2015) under the masked softmax.
+
+    Args:
+      logits: ``[..., kv_len]`` attention logits.
+      index: ``[...]`` sampled positions.
+      mask: boolean, broadcastable to ``logits``.
+
+    Returns:
+      ``[...]`` float32 log-probabilities, the input of :func:`reinforce_loss`.
+    """
     log_p = log_softmax(logits, mask)
     return jnp.take_along_axis(log_p, jnp.asarray(index)[..., None], axis=-1)[..., 0]
 
@@ -81,6 +90,14 @@ def update_baseline(baseline: ArrayLike, reward: ArrayLike, decay: float = 0.9) 
     """Exponential moving average of the mean reward, the baseline of Xu et al. (2015), eq. 12.
 
     ``b <- decay * b + (1 - decay) * mean(reward)``; keep it in the training state between steps.
+
+    Args:
+      baseline: scalar (or ``[batch...]``-broadcastable) current baseline.
+      reward: ``[batch...]`` rewards of this step's samples.
+      decay: weight of the old baseline.
+
+    Returns:
+      the new baseline, float32, with the shape of ``baseline``.
     """
     mean_reward = jax.lax.stop_gradient(jnp.mean(jnp.asarray(reward, jnp.float32)))
     return decay * jnp.asarray(baseline, jnp.float32) + (1.0 - decay) * mean_reward

@@ -55,6 +55,8 @@ def _valid_positions(
 def causal_mask(q_len: int, kv_len: int | None = None, *, offset: int = 0) -> Array:
     """Lower-triangular mask: query ``i`` may attend to keys ``j <= i + offset``.
 
+    The autoregressive mask of decoder self-attention (Vaswani et al., 2017).
+
     ``offset`` places the queries at the end of a longer key sequence (e.g. ``kv_len - q_len`` when
     the keys include a cached prefix), matching ``jax.nn.dot_product_attention(is_causal=True)`` for
     ``offset=0``.
@@ -75,7 +77,7 @@ def window_mask(
 
     ``window`` is a symmetric half-width or a ``(left, right)`` pair, the convention of
     ``jax.nn.dot_product_attention(local_window_size=...)``. Combine with :func:`causal_mask` (or use
-    ``right=0``) for a causal sliding window as in Longformer / Mistral.
+    ``right=0``) for a causal sliding window as in Longformer (Beltagy et al., 2020).
 
     Returns:
       ``[1, 1, q_len, kv_len]`` boolean mask.
@@ -106,7 +108,12 @@ def segment_mask(q_segment_ids: ArrayLike, kv_segment_ids: ArrayLike | None = No
 def combine_masks(*masks: ArrayLike | None) -> Array | None:
     """Logical AND of the given masks, broadcasting their shapes; ``None`` entries are ignored.
 
-    Returns ``None`` when every argument is ``None`` (no masking at all).
+    Args:
+      masks: boolean arrays broadcastable to one another, e.g. ``[batch..., 1, 1, kv_len]`` and
+        ``[1, 1, q_len, kv_len]``.
+
+    Returns:
+      the broadcast AND, or ``None`` when every argument is ``None`` (no masking at all).
     """
     present = [jnp.asarray(m, dtype=bool) for m in masks if m is not None]
     if not present:

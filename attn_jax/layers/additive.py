@@ -142,6 +142,15 @@ class AdditiveAttention(nn.Module):
           has zero weights and a zero context.
         """
         keys = self.project_memory(memory) if projected_memory is None else projected_memory
+        return self.attend(query, keys, memory, mask)
+
+    def attend(
+        self, query: ArrayLike, keys: ArrayLike, memory: ArrayLike, mask: ArrayLike | None
+    ) -> tuple[Array, Array]:
+        """Weights ``softmax(v^T tanh(W s + keys))`` (sown when asked) and the context they read.
+
+        Subclasses that add a term to the keys (location, coverage) share this step.
+        """
         weights = softmax(self.alignment_logits(query, keys), mask)  # [batch..., kv_len]
         if self.sow_weights:
             self.sow("intermediates", "attention_weights", weights)

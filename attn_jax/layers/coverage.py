@@ -3,7 +3,6 @@ Networks" (after the coverage model of Tu et al., 2016), for one decoder step.""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
@@ -11,13 +10,12 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from attn_jax.attention.normalizers import softmax
-from attn_jax.layers.additive import additive_step_logits, step_context, vector_init
+from attn_jax.layers.additive import AdditiveAttention, vector_init
 
 Initializer = Any
 
 
-class CoverageAttention(nn.Module):
+class CoverageAttention(AdditiveAttention):
     """Additive attention with a coverage vector (See et al., 2017; Tu et al., 2016).
 
     ``e_i = v^T tanh(W_h h_i + W_s s_t + w_c c_i + b_attn)``, ``a = softmax(e)``,
@@ -44,34 +42,14 @@ class CoverageAttention(nn.Module):
     ``coverage_weight [units]`` (``w_c``), ``v [units]``.
     """
 
-    units: int
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    kernel_init: Initializer = nn.initializers.lecun_normal()
-    bias_init: Initializer = nn.initializers.zeros_init()
+    use_bias: bool = True  # the paper's b_attn
     coverage_init: Initializer = vector_init
-    v_init: Initializer = vector_init
-    sow_weights: bool = False
 
     def setup(self) -> None:
-        dense = functools.partial(
-            nn.Dense,
-            self.units,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            kernel_init=self.kernel_init,
-            bias_init=self.bias_init,
-        )
-        self.query_proj = dense(use_bias=False)  # W_s
-        self.memory_proj = dense(use_bias=True)  # W_h, b_attn
+        super().setup()  # W_s (query_proj), W_h and b_attn (memory_proj), v
         self.coverage_weight = self.param(
             "coverage_weight", self.coverage_init, (self.units,), self.param_dtype
         )  # w_c
-        self.v = self.param("v", self.v_init, (self.units,), self.param_dtype)
-
-    def project_memory(self, memory: ArrayLike) -> Array:
-        """The keys ``W_h h_i + b_attn``: ``[batch..., kv_len, features]`` -> ``[..., kv_len, units]``."""
-        return self.memory_proj(jnp.asarray(memory))
 
     def __call__(
         self,
@@ -99,8 +77,5 @@ class CoverageAttention(nn.Module):
         coverage = jnp.asarray(coverage, jnp.float32)
         cov, w_c = nn.dtypes.promote_dtype(coverage[..., None], self.coverage_weight, dtype=self.dtype)
         keys = keys + cov * w_c  # [batch..., kv_len, units]
-        weights = softmax(additive_step_logits(self.query_proj(jnp.asarray(query)), keys, self.v), mask)
-        if self.sow_weights:
-            self.sow("intermediates", "attention_weights", weights)
-        (values,) = nn.dtypes.promote_dtype(memory, dtype=self.dtype)
-        return step_context(weights, values), weights, coverage + weights
+        context, weights = self.attend(query, keys, memory, mask)
+        return context, weights, coverage + weights

@@ -3,22 +3,19 @@ for one decoder step."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
-import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
 from attn_jax.attention.location import location_features
-from attn_jax.attention.normalizers import softmax
-from attn_jax.layers.additive import additive_step_logits, step_context, vector_init
+from attn_jax.layers.additive import AdditiveAttention
 
 Initializer = Any
 
 
-class LocationAwareAttention(nn.Module):
+class LocationAwareAttention(AdditiveAttention):
     """Location-aware (hybrid) attention (Chorowski et al., 2015), as used by Listen-Attend-Spell.
 
     ``f = F * alpha_prev`` (a 1-D convolution of the previous weights, see
@@ -46,40 +43,26 @@ class LocationAwareAttention(nn.Module):
     (``F``), ``location_proj/kernel [num_filters, units]`` (``U``), ``v [units]`` (``w``).
     """
 
-    units: int
+    use_bias: bool = True  # the paper's b
     num_filters: int = 10
     filter_width: int = 31
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    kernel_init: Initializer = nn.initializers.lecun_normal()
-    bias_init: Initializer = nn.initializers.zeros_init()
     filter_init: Initializer = nn.initializers.lecun_normal()
-    v_init: Initializer = vector_init
-    sow_weights: bool = False
 
     def setup(self) -> None:
-        dense = functools.partial(
-            nn.Dense,
+        super().setup()  # W (query_proj), V and b (memory_proj), w (v)
+        self.location_proj = nn.Dense(
             self.units,
+            use_bias=False,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             kernel_init=self.kernel_init,
-            bias_init=self.bias_init,
-        )
-        self.query_proj = dense(use_bias=False)  # W
-        self.memory_proj = dense(use_bias=True)  # V, b
-        self.location_proj = dense(use_bias=False)  # U
+        )  # U
         self.location_filters = self.param(
             "location_filters",
             self.filter_init,
             (self.filter_width, self.num_filters),
             self.param_dtype,
         )  # F
-        self.v = self.param("v", self.v_init, (self.units,), self.param_dtype)  # w
-
-    def project_memory(self, memory: ArrayLike) -> Array:
-        """The keys ``V h_j + b``: ``[batch..., kv_len, features]`` -> ``[batch..., kv_len, units]``."""
-        return self.memory_proj(jnp.asarray(memory))
 
     def __call__(
         self,
@@ -109,8 +92,4 @@ class LocationAwareAttention(nn.Module):
         )
         features = location_features(prev_weights, filters)  # [batch..., kv_len, num_filters]
         keys = keys + self.location_proj(features)  # [batch..., kv_len, units]
-        weights = softmax(additive_step_logits(self.query_proj(jnp.asarray(query)), keys, self.v), mask)
-        if self.sow_weights:
-            self.sow("intermediates", "attention_weights", weights)
-        (values,) = nn.dtypes.promote_dtype(memory, dtype=self.dtype)
-        return step_context(weights, values), weights
+        return self.attend(query, keys, memory, mask)

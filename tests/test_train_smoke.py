@@ -5,10 +5,15 @@ import pathlib
 import subprocess
 import sys
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import pytest
 
 from attn_jax.errors import UserError
+from attn_jax.tasks import build_task
 from attn_jax.train import train_and_evaluate
+from attn_jax.train.parallel import make_runner
 from configs import sentiment
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,4 +66,35 @@ def test_cli_exits_2_with_one_line(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2
-    assert "error: Unknown sentiment model 'gru'; valid models: transformer." in result.stderr
+    assert "error: Unknown sentiment model 'gru'; valid models: transformer, bilstm." in result.stderr
+
+
+def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
+    config = _small_config()
+    config.dtype = "bfloat16"
+    final = train_and_evaluate(config, tmp_path)
+    assert 0.0 <= final["accuracy"] <= 1.0
+    task = build_task(config, tmp_path)
+    state = make_runner(task, config).init_state(jax.random.key(0))
+    assert {x.dtype for x in jax.tree.leaves(nn.meta.unbox(state.params))} == {jnp.dtype("float32")}
+    tokens = jnp.ones((2, config.data.max_len), jnp.int32)
+    logits, captured = task.model.apply(
+        {"params": state.params}, tokens, capture_intermediates=True, mutable=["intermediates"]
+    )
+    assert logits.dtype == jnp.float32  # the loss sees float32 logits
+    assert captured["intermediates"]["head"]["__call__"][0].dtype == jnp.bfloat16  # computed in bf16
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+    """Two accumulated micro-batches of 8 take the same step as one batch of 16 (same 16 examples)."""
+    losses = {}
+    for name, batch, accum in (("big", 16, 1), ("accumulated", 8, 2)):
+        config = _small_config()
+        config.model.dropout_rate = 0.0
+        config.train.update(batch_size=batch, grad_accum_steps=accum, steps=2 * accum, log_every=accum)
+        config.train.eval_every = 2 * accum
+        train_and_evaluate(config, tmp_path / name)
+        lines = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        losses[name] = [x["loss"] for x in lines if x["split"] == "train"]
+    # The second logged window starts after exactly one optimizer update in both runs.
+    assert losses["accumulated"][1] == pytest.approx(losses["big"][1], rel=1e-5)

@@ -77,13 +77,17 @@ def sparsemax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -
       (all zeros for a row with nothing allowed).
     """
     z = jnp.moveaxis(jnp.asarray(logits, jnp.float32), axis, -1)
-    if mask is not None:
-        m = jnp.moveaxis(jnp.broadcast_to(mask, jnp.shape(logits)), axis, -1)
-        # The support of sparsemax never contains a logit below (row max - 1), so masked positions are
-        # pushed to (row max - 2): finite, and certainly outside the support.
-        row_max = jnp.max(jnp.where(m, z, jnp.finfo(jnp.float32).min), axis=-1, keepdims=True)
+    m = None if mask is None else jnp.moveaxis(jnp.broadcast_to(mask, jnp.shape(logits)), axis, -1)
+    # Sparsemax is shift-invariant: measure logits from the (allowed) row maximum, so that the cumulative
+    # sums below stay small and float32 keeps its precision.
+    allowed = z if m is None else jnp.where(m, z, jnp.finfo(jnp.float32).min)
+    row_max = jnp.max(allowed, axis=-1, keepdims=True)
+    if m is not None:
         row_max = jnp.where(jnp.any(m, axis=-1, keepdims=True), row_max, 0.0)
-        z = jnp.where(m, z, jax.lax.stop_gradient(row_max) - 2.0)
+    z = z - jax.lax.stop_gradient(row_max)
+    if m is not None:
+        # The support never holds a logit below (row max - 1): masked positions go to -2, outside it.
+        z = jnp.where(m, z, -2.0)
     n = z.shape[-1]
     z_sorted = -jnp.sort(-z, axis=-1)  # descending
     cumsum = jnp.cumsum(z_sorted, axis=-1)
@@ -93,7 +97,7 @@ def sparsemax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -
     tau_sum = jnp.take_along_axis(cumsum, support_size.astype(jnp.int32) - 1, axis=-1)
     tau = (tau_sum - 1.0) / support_size.astype(z.dtype)
     p = jnp.maximum(z - tau, 0.0)
-    if mask is not None:
+    if m is not None:
         p = p * m
     return jnp.moveaxis(p, -1, axis)
 

@@ -13,28 +13,45 @@ Example = dict[str, Any]
 
 
 def train_batches(examples: Sequence[Example], batch_size: int, seed: int) -> grain.DatasetIterator:
-    """An endless, checkpointable iterator of training batches for this process.
+    """An endless, checkpointable iterator of this process's rows of each global training batch.
 
-    Each process reads its own shard (every ``process_count``-th example) and gets ``batch_size``
-    examples per step; every epoch is reshuffled from ``seed``.
+    Every process shuffles the same example indices (reshuffled each epoch from ``seed``) and cuts the same
+    global batches of ``batch_size``; each then loads only its own ``batch_size / process_count`` rows. The
+    global batch at every step is therefore the same whatever the number of processes.
     """
-    if batch_size % jax.process_count():
-        raise ValueError(f"batch_size {batch_size} must divide evenly over {jax.process_count()} processes.")
-    per_process = batch_size // jax.process_count()
-    ds = grain.MapDataset.source(list(examples))[jax.process_index() :: jax.process_count()]
-    if len(ds) < per_process:
-        raise ValueError(f"only {len(ds)} training examples for a per-process batch of {per_process}.")
-    ds = ds.shuffle(seed=seed).repeat(None).batch(per_process, drop_remainder=True)
-    return iter(ds.to_iter_dataset())
+    processes, index = jax.process_count(), jax.process_index()
+    if batch_size % processes:
+        raise ValueError(f"batch_size {batch_size} must divide evenly over {processes} processes.")
+    if len(examples) < batch_size:
+        raise ValueError(f"only {len(examples)} training examples for a batch of {batch_size}.")
+    per_process = batch_size // processes
+    rows = slice(index * per_process, (index + 1) * per_process)
+
+    def load(indices: np.ndarray) -> Example:
+        chosen = [examples[i] for i in indices[rows]]
+        return {k: np.stack([ex[k] for ex in chosen]) for k in chosen[0]}
+
+    ds = grain.MapDataset.range(len(examples)).shuffle(seed=seed).repeat(None)
+    return iter(ds.batch(batch_size, drop_remainder=True).map(load).to_iter_dataset())
 
 
 def eval_batches(examples: Sequence[Example], batch_size: int) -> Iterator[Example]:
-    """Every example exactly once, in order; the last batch is padded and carries ``weight`` 0 rows."""
-    for start in range(0, len(examples), batch_size):
-        chunk = list(examples[start : start + batch_size])
-        weight = np.zeros(batch_size, np.float32)
+    """Every example exactly once, split over processes; each yields this process's rows of a global batch.
+
+    All processes yield the same number of batches (so their collectives line up); rows past the end are
+    copies of the first example with ``weight`` 0.
+    """
+    processes, index = jax.process_count(), jax.process_index()
+    if batch_size % processes:
+        raise ValueError(f"batch_size {batch_size} must divide evenly over {processes} processes.")
+    per_process = batch_size // processes
+    local = list(examples[index::processes])
+    num_batches = -(-len(examples) // batch_size)
+    for b in range(num_batches):
+        chunk = local[b * per_process : (b + 1) * per_process]
+        weight = np.zeros(per_process, np.float32)
         weight[: len(chunk)] = 1.0
-        chunk += [chunk[-1]] * (batch_size - len(chunk))
+        chunk += [examples[0]] * (per_process - len(chunk))
         batch = {k: np.stack([ex[k] for ex in chunk]) for k in chunk[0]}
         batch["weight"] = weight
         yield batch

@@ -11,6 +11,8 @@ def parse_source(source: str, supported: dict[str, tuple[str, ...]]) -> tuple[st
     if not sep or kind not in supported:
         kinds = ", ".join(f"{k}:" for k in supported)
         raise UserError(f"Unknown data source {source!r}; use one of {kinds}")
+    if not name:
+        raise UserError(f"Data source {source!r} names nothing after '{kind}:'; e.g. '{kind}:NAME_OR_PATH'.")
     valid = supported[kind]
     if valid and name not in valid:
         raise UserError(

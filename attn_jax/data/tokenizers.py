@@ -1,4 +1,4 @@
-"""Word-level tokenizer for the built-in generated data sets (whitespace-separated tokens)."""
+"""Word-level tokenizer for the built-in generated data sets (lower-cased, whitespace-separated tokens)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class WordTokenizer:
 
     @classmethod
     def fit(cls, texts: Iterable[str], max_size: int, min_count: int = 1) -> WordTokenizer:
-        counts = collections.Counter(tok for text in texts for tok in text.split())
+        counts = collections.Counter(tok for text in texts for tok in text.lower().split())
         # Most frequent first; ties broken alphabetically so the vocabulary is deterministic.
         ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
         return cls([PAD, UNK, *ranked[: max_size - 2]])
@@ -41,13 +41,17 @@ class WordTokenizer:
 
     def encode(self, text: str, max_len: int) -> np.ndarray:
         """``[max_len]`` int32 ids, truncated and right-padded with 0."""
-        ids = [self._ids.get(tok, 1) for tok in text.split()[:max_len]]
+        ids = [self._ids.get(tok, 1) for tok in text.lower().split()[:max_len]]
         out = np.zeros(max_len, np.int32)
         out[: len(ids)] = ids
         return out
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        """The token of each non-padding id."""
         return [self.tokens[i] for i in ids if i != 0]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return " ".join(self.pieces(ids))
 
     def save(self, path: str | pathlib.Path) -> None:
         pathlib.Path(path).write_text("\n".join(self.tokens) + "\n", encoding="utf-8")

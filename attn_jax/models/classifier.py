@@ -16,6 +16,10 @@ from attn_jax.models.transformer import EncoderBlock
 class TransformerClassifier(nn.Module):
     """Transformer encoder (Vaswani et al., 2017) + attention pooling (Yang et al., 2016) + linear head.
 
+    ``position`` is ``'sinusoidal'`` (absolute encodings added to the embeddings) or a
+    :class:`~attn_jax.layers.MultiHeadAttention` scheme applied in every layer: ``'rotary'``,
+    ``'alibi'``, ``'relative'``.
+
     ``tokens [batch, len]`` int ids with 0 = padding -> ``logits [batch, num_classes]`` float32.
     """
 
@@ -27,6 +31,7 @@ class TransformerClassifier(nn.Module):
     mlp_dim: int = 128
     dropout_rate: float = 0.1
     pooling_units: int = 64
+    position: str = "rotary"  # 'sinusoidal' (added to embeddings) or a MultiHeadAttention scheme
     dtype: Any = None
     sow_weights: bool = False
 
@@ -37,12 +42,13 @@ class TransformerClassifier(nn.Module):
             self.vocab_size,
             self.embed_dim,
             embedding_init=nn.with_logical_partitioning(
-                nn.initializers.normal(stddev=1.0), ("vocab", "embed")
+                nn.linear.default_embed_init, ("vocab", "embed")
             ),
             dtype=self.dtype,
             name="embed",
         )(tokens)  # [batch, len, embed_dim]
-        x = SinusoidalPositionalEncoding()(x)
+        if self.position == "sinusoidal":
+            x = SinusoidalPositionalEncoding()(x)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
         mask = valid[:, None, None, :]  # [batch, 1, 1, len]
         for i in range(self.num_layers):
@@ -50,6 +56,7 @@ class TransformerClassifier(nn.Module):
                 num_heads=self.num_heads,
                 mlp_dim=self.mlp_dim,
                 dropout_rate=self.dropout_rate,
+                position="none" if self.position == "sinusoidal" else self.position,
                 dtype=self.dtype,
                 sow_weights=self.sow_weights,
                 name=f"layer_{i}",

@@ -49,6 +49,14 @@ class Task(abc.ABC):
     def loss_and_metrics(self, params: Any, batch: Batch, rng: Array | None) -> tuple[Array, Metrics]:
         """Mean training loss (``rng`` given: dropout on) and metric sums for ``batch``."""
 
+    @abc.abstractmethod
+    def write_attention(self, params: Any, directory: pathlib.Path, step: int) -> None:
+        """Draw where the model looks, for a few fixed eval examples, as PNGs in ``directory``."""
+
+    @abc.abstractmethod
+    def predict(self, params: Any, text: str) -> str:
+        """The model's output for one raw input, with what it attended to, as printable lines."""
+
     def tokens_in(self, batch: Batch) -> int:
         """Non-padding input tokens in a batch, for the tokens/s figure."""
         return 0

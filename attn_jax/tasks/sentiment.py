@@ -8,21 +8,25 @@ from typing import Any
 
 import flax.linen as nn
 import grain
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import Array
 
 from attn_jax.data import batching
-from attn_jax.data.builtin import sentiment as builtin_sentiment
-from attn_jax.data.sources import parse_source
+from attn_jax.data.spm_tokenizer import SentencePieceTokenizer
+from attn_jax.data.text_classification import load_split
 from attn_jax.data.tokenizers import WordTokenizer
 from attn_jax.errors import UserError
 from attn_jax.models.classifier import TransformerClassifier
+from attn_jax.models.rnn_classifier import BiLSTMClassifier
 from attn_jax.tasks.base import Batch, Metrics, Task
+from attn_jax.viz import collect_attention_weights, save_figure, token_weights_figure
 
-SOURCES = {"builtin": ("sentiment",)}
-MODELS = ("transformer",)
+NUM_DRAWN = 4  # eval examples whose pooling attention is drawn at every eval
+POOL_WEIGHTS = "pool/attention_weights"
+MODELS = ("transformer", "bilstm")
 
 
 class SentimentTask(Task):
@@ -33,18 +37,30 @@ class SentimentTask(Task):
 
     def __init__(self, config, workdir):
         super().__init__(config, workdir)
-        parse_source(config.data.source, SOURCES)
-        train = builtin_sentiment.generate("train", config.data.get("train_size"), seed=config.seed)
-        evaluation = builtin_sentiment.generate("validation", config.data.get("eval_size"), seed=config.seed)
-        vocab_path = workdir / "vocab.txt"
-        if vocab_path.exists():
-            self.tokenizer = WordTokenizer.load(vocab_path)
-        else:
-            self.tokenizer = WordTokenizer.fit((ex.text for ex in train), config.data.vocab_size)
-            self.tokenizer.save(vocab_path)
-        self._train = [self._encode(ex.text, ex.label) for ex in train]
-        self._eval = [self._encode(ex.text, ex.label) for ex in evaluation]
-        self.labels = builtin_sentiment.LABELS
+        self.labels = tuple(config.data.labels)
+        train = load_split(config.data, "train", config.seed)
+        evaluation = load_split(config.data, config.data.eval_split, config.seed)
+        self.tokenizer = self._tokenizer([text for text, _ in train])
+        self._train = [self._encode(text, label) for text, label in train]
+        self._eval = [self._encode(text, label) for text, label in evaluation]
+
+    def _tokenizer(self, train_texts: list[str]) -> WordTokenizer | SentencePieceTokenizer:
+        """Trained on the training split and kept in the workdir, so later runs reuse it exactly."""
+        kind, size = self.config.data.tokenizer, self.config.data.vocab_size
+        if kind == "word":
+            path = self.workdir / "vocab.txt"
+            if path.exists():
+                return WordTokenizer.load(path)
+            tokenizer = WordTokenizer.fit(train_texts, size)
+            if jax.process_index() == 0:
+                tokenizer.save(path)
+            return tokenizer
+        if kind == "sentencepiece":
+            path = self.workdir / "spm.model"
+            if path.exists():
+                return SentencePieceTokenizer.load(path)
+            return SentencePieceTokenizer.train(train_texts, size, path)
+        raise UserError(f"Unknown tokenizer {kind!r}; valid: word, sentencepiece.")
 
     def _encode(self, text: str, label: int) -> dict[str, np.ndarray]:
         return {
@@ -57,16 +73,22 @@ class SentimentTask(Task):
         m = self.config.model
         if m.name not in MODELS:
             raise UserError(f"Unknown sentiment model {m.name!r}; valid models: {', '.join(MODELS)}.")
-        return TransformerClassifier(
-            vocab_size=self.tokenizer.vocab_size,
-            num_classes=len(builtin_sentiment.LABELS),
+        common = dict(
+            vocab_size=_round_up(self.tokenizer.vocab_size, 128),  # shards evenly over "tensor"
+            num_classes=len(self.labels),
             embed_dim=m.embed_dim,
+            dropout_rate=m.dropout_rate,
+            dtype=jnp.dtype(self.config.dtype),
+        )
+        if m.name == "bilstm":
+            return BiLSTMClassifier(hidden_dim=m.hidden_dim, attention_units=m.pooling_units, **common)
+        return TransformerClassifier(
             num_layers=m.num_layers,
             num_heads=m.num_heads,
             mlp_dim=m.mlp_dim,
-            dropout_rate=m.dropout_rate,
             pooling_units=m.pooling_units,
-            dtype=jnp.dtype(self.config.dtype),
+            position=m.position,
+            **common,
         )
 
     def train_iterator(self) -> grain.DatasetIterator:
@@ -96,5 +118,43 @@ class SentimentTask(Task):
         }
         return jnp.sum(losses * weight) / jnp.maximum(count, 1.0), metrics
 
+    def _weights_and_probs(self, params: Any, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pooling attention ``[batch, len]`` and class probabilities ``[batch, classes]``."""
+        logits, state = self.model.clone(sow_weights=True).apply(
+            {"params": params}, jnp.asarray(tokens), mutable=["intermediates"]
+        )
+        weights = collect_attention_weights(state)[POOL_WEIGHTS]
+        return weights, np.asarray(jax.nn.softmax(logits))
+
+    def write_attention(self, params: Any, directory, step: int) -> None:
+        examples = self._eval[:NUM_DRAWN]
+        tokens = np.stack([ex["tokens"] for ex in examples])
+        weights, probs = self._weights_and_probs(params, tokens)
+        for i, ex in enumerate(examples):
+            length = int(np.count_nonzero(ex["tokens"]))
+            predicted = int(probs[i].argmax())
+            label = f"{self.labels[predicted]} p={probs[i, predicted]:.2f} (true: {self.labels[ex['label']]})"
+            fig = token_weights_figure(
+                self.tokenizer.pieces(ex["tokens"][:length]), weights[i, :length],
+                title=f"step {step}: pooling attention", label=label,
+            )
+            save_figure(fig, directory / f"step_{step:07d}_example_{i}.png")
+
+    def predict(self, params: Any, text: str) -> str:
+        tokens = self.tokenizer.encode(text, self.config.data.max_len)[None]
+        length = int(np.count_nonzero(tokens))
+        if length == 0:
+            raise UserError("--input has no words to classify.")
+        weights, probs = self._weights_and_probs(params, tokens)
+        predicted = int(probs[0].argmax())
+        words = self.tokenizer.pieces(tokens[0, :length])
+        top = np.argsort(-weights[0, :length])[:5]
+        attended = ", ".join(f"{words[j]} ({weights[0, j]:.2f})" for j in top)
+        return f"{self.labels[predicted]} (p={probs[0, predicted]:.3f})\nattended to: {attended}"
+
     def tokens_in(self, batch: Batch) -> int:
         return int(np.count_nonzero(batch["tokens"]))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple

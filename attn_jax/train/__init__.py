@@ -1,3 +1,3 @@
-"""Task-agnostic trainer: loop, state, sharding, optimizer, metric output."""
+"""Task-agnostic trainer: loop, runners (jit / pmap), checkpoints, optimizer, metric output."""
 
-from attn_jax.train.loop import NonFiniteLossError, train_and_evaluate
+from attn_jax.train.loop import NonFiniteLossError, evaluate_checkpoint, predict, train_and_evaluate

@@ -31,6 +31,14 @@ class MetricWriter:
             self._tb.flush()
         return record
 
+    def drop_after(self, step: int) -> None:
+        """Forget lines logged after ``step``: a resumed run rewrites them exactly."""
+        if not self._active or not self._path.exists():
+            return
+        lines = self._path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        self._path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()

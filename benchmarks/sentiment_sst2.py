@@ -69,7 +69,6 @@ def main() -> None:
         "train_seconds": round(train_seconds, 1),
         "dev_accuracy": dev["accuracy"],
         "test_accuracy": test["accuracy"],
-        "workdir": str(workdir),
     }
     print(f"{'model':<12} {'steps':>6} {'train min':>10} {'dev acc':>8} {'test acc':>9}")
     print(f"{args.model:<12} {args.steps:>6} {train_seconds / 60:>10.1f} {dev['accuracy']:>8.4f} "

@@ -13,6 +13,9 @@ Variants (``--config configs/sentiment.py:VARIANT``):
 Measured on tiny (2-core CPU, float32; a bag-of-words model gets 0.62 on this data):
   bilstm (default)  eval accuracy 0.999 at step 500 (about 2 minutes).
   transformer       eval accuracy 0.55 at step 600, 0.78 at step 3000 (--config.model.name=transformer).
+Measured on files with the SST-2 files (BiLSTM, 3000 steps, 3.8 minutes of training on 2 CPU cores):
+  dev accuracy 0.814, test accuracy 0.815 (python benchmarks/sentiment_sst2.py --steps 3000).
+sst2 and imdb need TFDS prepared on a machine with network (tfds build ... --file_format array_record).
 """
 
 import ml_collections

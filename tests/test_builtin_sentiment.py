@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attn_jax.data.builtin import sentiment as S
+from attn_jax.data.builtin import sentiment_fillers
 from attn_jax.data.builtin.sentiment import Clause, Filler, Opinion, ReviewPlan
 
 
@@ -104,9 +105,9 @@ def test_text_is_lowercase_tokenised_and_sized(splits):
 def test_lexicon_words_only_come_from_opinions():
     lexicon = {w for w in S.POLARITY if " " not in w}
     neutral = set()
-    for pool in S._FILLER_SLOTS.values():
+    for pool in sentiment_fillers.FILLER_SLOTS.values():
         neutral.update(w for phrase in pool for w in phrase.split())
-    neutral.update(w for t in S.FILLER_TEMPLATES for w in t.split() if "{" not in w)
+    neutral.update(w for t in sentiment_fillers.FILLER_TEMPLATES for w in t.split() if "{" not in w)
     for group in (S.SINGULAR_SUBJECTS, S.PLURAL_SUBJECTS, S.INTENSIFIERS, S.DOWNTONERS,
                   S.NEGATED_INTENSIFIERS, S.VERB_INTENSIFIERS, S.VERB_DOWNTONERS, S.NOUN_INTENSIFIERS,
                   S.NOUN_DOWNTONERS, S.CONNECTIVES, S.OPINION_PREFIXES):  # fmt: skip

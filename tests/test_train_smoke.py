@@ -60,13 +60,25 @@ def test_unknown_names_are_user_errors(tmp_path):
         train_and_evaluate(config, tmp_path)
 
 
-def test_cli_exits_2_with_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--config.model.name=gru", "Unknown sentiment model 'gru'; valid models: transformer, bilstm."),
+        ("--config.task=poetry", "Unknown task 'poetry'; valid tasks: sentiment."),
+        ("--config.mesh.data=3", "mesh data=3 x fsdp=1 x tensor=1 needs 3 devices but 1 are available"),
+        ("--config.data.source=files:/no/such/dir", "/no/such/dir"),
+        ("--config.data.source=hub:x", "Unknown data source 'hub:x'; use one of builtin:, files:, tfds:"),
+    ],
+)
+def test_cli_exits_2_with_one_line(tmp_path, override, message):
     result = subprocess.run(
-        [sys.executable, "train.py", f"--workdir={tmp_path}", "--config.model.name=gru"],
+        [sys.executable, "train.py", f"--workdir={tmp_path}", "--config.data.train_size=64", override],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode == 2
-    assert "error: Unknown sentiment model 'gru'; valid models: transformer, bilstm." in result.stderr
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert "Traceback" not in result.stderr
 
 
 def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
@@ -98,3 +110,22 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
         losses[name] = [x["loss"] for x in lines if x["split"] == "train"]
     # The second logged window starts after exactly one optimizer update in both runs.
     assert losses["accumulated"][1] == pytest.approx(losses["big"][1], rel=1e-5)
+
+
+def test_eval_and_predict_modes_use_the_best_checkpoint(tmp_path):
+    from attn_jax.train import evaluate_checkpoint, predict
+
+    config = _small_config()
+    config.train.update(steps=4, eval_every=2, checkpoint_every=2)
+    train_and_evaluate(config, tmp_path)
+    evals = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in evals if x["split"] == "eval"]
+    best = max(evals, key=lambda x: (x["accuracy"], -x["step"]))
+    again = evaluate_checkpoint(config, tmp_path)
+    assert again["accuracy"] == pytest.approx(best["accuracy"])
+    answer = predict(config, tmp_path, "The acting was not bad at all")
+    label, attended = answer.splitlines()
+    assert label.split()[0] in ("negative", "positive")
+    assert attended.startswith("attended to: ") and "(" in attended
+    with pytest.raises(UserError, match="No checkpoint"):
+        predict(config, tmp_path / "empty", "fine")

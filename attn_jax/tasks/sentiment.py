@@ -27,6 +27,7 @@ from attn_jax.viz import collect_attention_weights, save_figure, token_weights_f
 NUM_DRAWN = 4  # eval examples whose pooling attention is drawn at every eval
 POOL_WEIGHTS = "pool/attention_weights"
 MODELS = ("transformer", "bilstm")
+POSITIONS = ("sinusoidal", "rotary", "alibi", "relative")
 
 
 class SentimentTask(Task):
@@ -73,6 +74,8 @@ class SentimentTask(Task):
         m = self.config.model
         if m.name not in MODELS:
             raise UserError(f"Unknown sentiment model {m.name!r}; valid models: {', '.join(MODELS)}.")
+        if m.name == "transformer" and m.position not in POSITIONS:
+            raise UserError(f"Unknown position scheme {m.position!r}; valid: {', '.join(POSITIONS)}.")
         common = dict(
             vocab_size=_round_up(self.tokenizer.vocab_size, 128),  # shards evenly over "tensor"
             num_classes=len(self.labels),

@@ -150,15 +150,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     return eval_metrics
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[str, float]:
-    """``--mode=eval``: restore the best (else newest) checkpoint and evaluate it."""
-    workdir = pathlib.Path(workdir)
+def _restore_best(config: ml_collections.ConfigDict, workdir: pathlib.Path):
+    """The task, its runner and the best (else newest) checkpoint of ``workdir``."""
+    if not (workdir / "checkpoints").is_dir():
+        raise UserError(f"No checkpoint in {workdir / 'checkpoints'}; train first (--mode=train).")
     task = build_task(config, workdir)
     runner = make_runner(task, config)
     with _checkpointer(config, task, workdir) as checkpoints:
         restored = checkpoints.restore_best(runner.abstract_state())
     if restored is None:
         raise UserError(f"No checkpoint in {workdir / 'checkpoints'}; train first (--mode=train).")
+    return task, runner, restored
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[str, float]:
+    """``--mode=eval``: restore the best (else newest) checkpoint and evaluate it."""
+    workdir = pathlib.Path(workdir)
+    task, runner, restored = _restore_best(config, workdir)
     state = runner.device_state(restored.state)
     metrics = evaluate(task, runner, state)
     metrics_io.MetricWriter(workdir).write(restored.step, "eval", metrics)
@@ -168,11 +176,5 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathli
 
 def predict(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, text: str) -> str:
     """``--mode=predict``: the best checkpoint's prediction for ``text``, as printable lines."""
-    workdir = pathlib.Path(workdir)
-    task = build_task(config, workdir)
-    runner = make_runner(task, config)
-    with _checkpointer(config, task, workdir) as checkpoints:
-        restored = checkpoints.restore_best(runner.abstract_state())
-    if restored is None:
-        raise UserError(f"No checkpoint in {workdir / 'checkpoints'}; train first (--mode=train).")
+    task, _, restored = _restore_best(config, pathlib.Path(workdir))
     return task.predict(restored.state.params, text)

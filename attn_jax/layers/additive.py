@@ -65,6 +65,18 @@ def step_context(weights: ArrayLike, memory: ArrayLike) -> Array:
     return weighted_sum(w, values)[..., 0, 0, :]  # [batch..., features]
 
 
+
+def read_out(module: nn.Module, weights: Array, memory: ArrayLike) -> tuple[Array, Array]:
+    """Sow ``weights`` when ``module.sow_weights`` is set and return ``(context, weights)``.
+
+    The last step shared by the decoder-step attentions: the context ``sum_j a_j h_j`` (Bahdanau et
+    al., 2015) read from ``memory`` ``[batch..., kv_len, features]`` in ``module.dtype``.
+    """
+    if module.sow_weights:
+        module.sow("intermediates", "attention_weights", weights)
+    (values,) = nn.dtypes.promote_dtype(memory, dtype=module.dtype)
+    return step_context(weights, values), weights
+
 class AdditiveAttention(nn.Module):
     """Additive ("concat", "MLP") attention of one decoder step (Bahdanau et al., 2015).
 
@@ -152,7 +164,4 @@ class AdditiveAttention(nn.Module):
         Subclasses that add a term to the keys (location, coverage) share this step.
         """
         weights = softmax(self.alignment_logits(query, keys), mask)  # [batch..., kv_len]
-        if self.sow_weights:
-            self.sow("intermediates", "attention_weights", weights)
-        (values,) = nn.dtypes.promote_dtype(memory, dtype=self.dtype)
-        return step_context(weights, values), weights
+        return read_out(self, weights, memory)

@@ -14,7 +14,7 @@ from attn_jax.attention.local import (
     monotonic_position,
     predictive_position,
 )
-from attn_jax.layers.additive import step_context
+from attn_jax.layers.additive import read_out
 from attn_jax.layers.luong import LuongAttention
 
 LocalMode = Literal["monotonic", "predictive"]
@@ -119,7 +119,4 @@ class LocalAttention(LuongAttention):
         weights = local_attention_weights(
             logits, center, self.half_width, mask, gaussian=self.mode == "predictive"
         )
-        if self.sow_weights:
-            self.sow("intermediates", "attention_weights", weights)
-        (values,) = nn.dtypes.promote_dtype(memory, dtype=self.dtype)
-        return step_context(weights, values), weights
+        return read_out(self, weights, memory)

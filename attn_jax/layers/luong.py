@@ -13,7 +13,7 @@ from jax.typing import ArrayLike
 
 from attn_jax.attention.normalizers import softmax
 from attn_jax.attention.scores import dot_scores
-from attn_jax.layers.additive import additive_step_logits, step_context, vector_init
+from attn_jax.layers.additive import additive_step_logits, read_out, vector_init
 
 Initializer = Any
 LuongScore = Literal["dot", "general", "concat"]
@@ -121,7 +121,4 @@ class LuongAttention(nn.Module):
         """
         keys = self.project_memory(memory) if projected_memory is None else projected_memory
         weights = softmax(self.alignment_logits(query, keys), mask)  # [batch..., kv_len]
-        if self.sow_weights:
-            self.sow("intermediates", "attention_weights", weights)
-        (values,) = nn.dtypes.promote_dtype(memory, dtype=self.dtype)
-        return step_context(weights, values), weights
+        return read_out(self, weights, memory)

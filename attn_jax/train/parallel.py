@@ -47,8 +47,8 @@ class JitRunner:
         self.mesh = sharding.make_mesh(config.mesh)
         self._rules = sharding.logical_rules(config)
         self._tx = build_optimizer(config.train)
-        abstract = jax.eval_shape(self._init, jax.random.key(0))
-        self.state_sharding = sharding.tree_sharding(abstract, self.mesh, self._rules)
+        self._abstract = jax.eval_shape(self._init, jax.random.key(0))
+        self.state_sharding = sharding.tree_sharding(self._abstract, self.mesh, self._rules)
         batch_sharding = sharding.batch_sharding(self.mesh)
         self._train = jax.jit(
             functools.partial(_train_step, task=task),
@@ -75,9 +75,8 @@ class JitRunner:
                 return x.replace_boxed(jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=s))
             return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
 
-        abstract = jax.eval_shape(self._init, jax.random.key(0))
         is_box = lambda x: isinstance(x, nn.meta.AxisMetadata)
-        return jax.tree.map(with_sharding, abstract, self.state_sharding, is_leaf=is_box)
+        return jax.tree.map(with_sharding, self._abstract, self.state_sharding, is_leaf=is_box)
 
     def train_step(self, state, local_batch: Batch, rng: jax.Array):
         return self._train(state, sharding.put_batch(local_batch, self.mesh), rng)

@@ -3,17 +3,20 @@
 Run from the repository root::
 
     python benchmarks/attention.py                                  # lengths 256 ... 4096
-    python benchmarks/attention.py --lengths 8192 16384 32768 --max-memory-gb 16
+    python benchmarks/attention.py --lengths 1024 4096 --impls attn_jax:blockwise jax.nn
+    python benchmarks/attention.py --lengths 16384 32768 --memory-only     # temporaries only, no timing
     python benchmarks/attention.py --lengths 256 512 --repeats 2 --out /tmp/attn.json   # smoke run
 
 What it measures, in one run on the default JAX backend, for each implementation x sequence length x
 (causal, non-causal), with self-attention inputs ``[batch, length, heads, head_dim]`` (defaults: batch 1,
 8 heads, head_dim 64, float32):
 
-- implementations: every name in ``attn_jax.attention.available_implementations()`` (called through
-  ``dot_product_attention(..., implementation=name)``, shown as ``attn_jax:<name>``), plus
-  ``jax.nn.dot_product_attention`` (``jax.nn``) and ``flax.linen.dot_product_attention`` (``flax.linen``,
-  given a boolean causal mask built inside the jitted function, as the others build theirs);
+- implementations: every name in ``attn_jax.attention.available_implementations(backend)`` for the
+  default backend (called through ``dot_product_attention(..., implementation=name)``, shown as
+  ``attn_jax:<name>``), the automatic choice (``attn_jax:auto``, ``implementation=None``; the table notes
+  which kernel it picked), plus ``jax.nn.dot_product_attention`` (``jax.nn``) and
+  ``flax.linen.dot_product_attention`` (``flax.linen``, given a boolean causal mask built inside the
+  jitted function, as the others build theirs);
 - time of the forward pass and of forward+backward (the gradient of the sum of the outputs with respect to
   q, k and v), each jitted, run ``--warmup`` times, then timed ``--repeats`` times with
   ``jax.block_until_ready``; the median is reported;
@@ -28,11 +31,14 @@ causal (only the useful half is counted, whether or not an implementation skips 
 Forward+backward counts ``3x`` the forward: the backward pass has four matrix products of the same size
 (dV, dP, dQ, dK). Softmax, masking and any recomputation are not counted.
 
-Memory guard: an implementation known to materialise the ``[B, H, Tq, Tk]`` score matrix (``attn_jax:xla``,
-``jax.nn``, ``flax.linen``) is skipped, before compiling, when the estimated size of its float32 score
-matrices (2 copies for the forward, 5 for forward+backward) exceeds ``--max-memory-gb``. Every
-implementation is also skipped, before running, when its compiled temporary memory exceeds that budget.
-Skipped and failing configurations are reported with the reason; they never stop the run.
+Memory guard: every configuration is compiled first (cheap even at 32k) and skipped, before running, as
+"too much memory" when its compiled temporary memory exceeds the budget: ``--max-memory-gb``, by default
+80% of the machine's memory (the accelerator's ``bytes_limit``, or the host's available RAM on CPU). On a
+backend without memory analysis, implementations known to materialise the ``[B, H, Tq, Tk]`` score matrix
+(``attn_jax:xla``, ``jax.nn``, ``flax.linen``) fall back to an estimate of their float32 score matrices
+(2 copies for the forward, 5 for forward+backward). Skipped configurations keep their compiled memory in
+the table; skipped and failing ones are listed with the reason and never stop the run. ``--memory-only``
+compiles and reports memory without timing anything.
 
 Output: a table on stdout and the same data as JSON in ``--out`` (default
 ``benchmarks/results/attention-<backend>.json``), with the device, versions, date and command line.
@@ -44,6 +50,8 @@ import argparse
 import dataclasses
 import datetime
 import json
+import logging
+import os
 import shlex
 import statistics
 import sys
@@ -67,7 +75,9 @@ MAX_LENGTH = 32768
 DEFAULT_LENGTHS = (256, 512, 1024, 2048, 4096)
 JAX_NN = "jax.nn"
 FLAX = "flax.linen"
+AUTO = "attn_jax:auto"
 ATTN_JAX_MATERIALISING = frozenset({"xla"})  # attn_jax kernels that build the full score matrix
+MEMORY_FRACTION = 0.8  # default budget: this share of the machine's memory
 FORWARD_SCORE_COPIES = 2  # logits and weights
 FORWARD_BACKWARD_SCORE_COPIES = 5  # plus residuals and cotangents (attn_jax:xla compiles to about 5)
 FORWARD_BACKWARD_FLOP_FACTOR = 3.0
@@ -118,6 +128,7 @@ class Row:
     causal: bool
     forward: Measurement
     forward_backward: Measurement
+    chosen: str | None = None  # for attn_jax:auto, the implementation it picked
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,12 +156,15 @@ def _flax(causal: bool) -> AttentionFn:
     return attend
 
 
-def all_implementations() -> list[Implementation]:
-    """attn_jax's registered kernels, then the jax.nn and flax.linen references."""
+def all_implementations(backend: str | None = None) -> list[Implementation]:
+    """attn_jax's kernels that run on ``backend`` (default: JAX's), its automatic choice, then the
+    jax.nn and flax.linen references."""
+    backend = backend or jax.default_backend()
     impls = [
         Implementation(f"attn_jax:{name}", _attn_jax(name), name in ATTN_JAX_MATERIALISING)
-        for name in available_implementations()
+        for name in available_implementations(backend)
     ]
+    impls.append(Implementation(AUTO, _attn_jax(None), materialises=False))
     impls.append(Implementation(JAX_NN, _jax_nn, materialises=True))
     impls.append(Implementation(FLAX, _flax, materialises=True))
     return impls
@@ -219,17 +233,21 @@ def measure(
     budget_bytes: float,
     warmup: int,
     repeats: int,
+    memory_only: bool = False,
 ) -> Measurement:
     """Compile, check the memory budget, then time ``fn``; exceptions become a failed measurement."""
-    if estimate_bytes is not None and estimate_bytes > budget_bytes:
-        reason = f"estimated score-matrix memory {gb(estimate_bytes)} > budget {gb(budget_bytes)}"
-        return Measurement("skipped", reason)
     try:
         compiled = jax.jit(fn).lower(*args).compile()
         temp = temp_bytes(compiled)
         if temp is not None and temp > budget_bytes:
-            reason = f"compiled temporary memory {gb(temp)} > budget {gb(budget_bytes)}"
+            reason = f"too much memory: compiled temporaries {gb(temp)} > budget {gb(budget_bytes)}"
             return Measurement("skipped", reason, temp_bytes=temp)
+        if temp is None and estimate_bytes is not None and estimate_bytes > budget_bytes:
+            estimate = gb(estimate_bytes)
+            reason = f"too much memory: estimated score matrices {estimate} > budget {gb(budget_bytes)}"
+            return Measurement("skipped", reason)
+        if memory_only:
+            return Measurement("ok", "memory only", temp_bytes=temp)
         seconds = median_seconds(compiled, args, warmup, repeats)
     except Exception as error:  # report and carry on: one bad configuration must not end the run
         message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
@@ -247,17 +265,71 @@ def matmul_peak_gflops(size: int, dtype: str, warmup: int, repeats: int, seed: i
     return seconds * 1e3, 2.0 * size**3 / seconds / 1e9
 
 
+def machine_memory_bytes() -> int | None:
+    """Memory the default device can use: the accelerator's ``bytes_limit``, else the host's available
+    RAM (Linux ``MemAvailable``, or physical memory), or None when unknown."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # some backends do not implement it
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class _ChoiceLog(logging.Handler):
+    """Collects the implementation names that ``dot_product_attention`` logs when it chooses one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.names: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "using the" in record.getMessage():
+            self.names.append(str(record.args[0]) if record.args else record.getMessage())
+
+
+def chosen_implementation(attend: AttentionFn, inputs: Sequence[Array]) -> str | None:
+    """The implementation ``implementation=None`` picks for these inputs (traced, not run)."""
+    logger = logging.getLogger("attn_jax.attention.dot_product")
+    handler, level = _ChoiceLog(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        jax.eval_shape(lambda *args: attend(*args), *inputs)  # a new function: traced afresh, never cached
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return handler.names[-1] if handler.names else None
+
+
 def measure_row(impl: Implementation, shape: Shape, args: argparse.Namespace) -> Row:
     """Forward and forward+backward measurements of one implementation at one shape."""
     inputs = make_inputs(shape, args.seed)
     attend = impl.make(shape.causal)
-    budget = args.max_memory_gb * 1e9
-    common = {"budget_bytes": budget, "warmup": args.warmup, "repeats": args.repeats}
+    common = {"budget_bytes": args.budget_bytes, "warmup": args.warmup, "repeats": args.repeats,
+              "memory_only": args.memory_only}
     fwd_estimate = score_matrix_bytes(shape, FORWARD_SCORE_COPIES) if impl.materialises else None
     bwd_estimate = score_matrix_bytes(shape, FORWARD_BACKWARD_SCORE_COPIES) if impl.materialises else None
-    forward = measure(attend, inputs, estimate_bytes=fwd_estimate, **common)
-    backward = measure(forward_backward(attend), inputs, estimate_bytes=bwd_estimate, **common)
-    return Row(impl.name, shape.length, shape.causal, forward, backward)
+    not_asked = Measurement("skipped", "not requested (--passes)")
+    forward = not_asked
+    if args.passes in ("both", "forward"):
+        forward = measure(attend, inputs, estimate_bytes=fwd_estimate, **common)
+    backward = not_asked
+    if args.passes in ("both", "forward_backward"):
+        backward = measure(forward_backward(attend), inputs, estimate_bytes=bwd_estimate, **common)
+    chosen = chosen_implementation(attend, inputs) if impl.name == AUTO else None
+    return Row(impl.name, shape.length, shape.causal, forward, backward, chosen)
 
 
 def add_derived(rows: list[Row], batch: int, heads: int, head_dim: int, peak: float) -> None:
@@ -313,7 +385,7 @@ def format_table(rows: list[Row]) -> str:
     for r in rows:
         f, b = r.forward, r.forward_backward
         lines.append((
-            r.impl,
+            r.impl if r.chosen is None else f"{r.impl} ({r.chosen})",
             str(r.length),
             "yes" if r.causal else "no",
             _cell(f.ms, f, ".2f"),
@@ -336,7 +408,7 @@ def format_problems(rows: list[Row]) -> str:
     for r in rows:
         for pass_name in PASSES:
             m: Measurement = getattr(r, pass_name)
-            if m.status != "ok":
+            if m.status != "ok" and m.reason != "not requested (--passes)":
                 causal = "causal" if r.causal else "non-causal"
                 lines.append(f"  {m.status}: {r.impl} len={r.length} {causal} {pass_name}: {m.reason}")
     return "\n".join(lines)
@@ -382,8 +454,13 @@ def parse_args(argv: Sequence[str] | None, impl_names: Sequence[str]) -> argpars
                         help="implementations to measure")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
-    parser.add_argument("--max-memory-gb", type=float, default=8.0,
-                        help="skip configurations whose score matrices or temporaries would exceed this")
+    parser.add_argument("--passes", choices=("both", "forward", "forward_backward"), default="both",
+                        help="which passes to compile and time")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="compile and report temporary memory, time nothing")
+    parser.add_argument("--max-memory-gb", type=float, default=None,
+                        help=f"skip configurations whose compiled temporaries exceed this "
+                             f"(default: {MEMORY_FRACTION:.0%} of the device's or host's memory)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n peak matmul")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,
@@ -395,8 +472,15 @@ def parse_args(argv: Sequence[str] | None, impl_names: Sequence[str]) -> argpars
     for flag in ("batch", "heads", "head_dim", "repeats", "matmul_size"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
-    if args.warmup < 0 or args.max_memory_gb <= 0:
+    if args.warmup < 0 or (args.max_memory_gb is not None and args.max_memory_gb <= 0):
         parser.error("--warmup must be >= 0 and --max-memory-gb > 0")
+    if args.max_memory_gb is None:
+        available = machine_memory_bytes()
+        if available is None:
+            parser.error("cannot tell this machine's memory; give --max-memory-gb")
+        args.budget_bytes = MEMORY_FRACTION * available
+    else:
+        args.budget_bytes = args.max_memory_gb * 1e9
     return args
 
 
@@ -409,11 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"backend: {info['backend']}  device: {info['device_kind']} x{info['device_count']}  "
           f"jax {info['jax_version']}  flax {info['flax_version']}")
     print(f"shape: batch {args.batch}, heads {args.heads}, head_dim {args.head_dim}, {args.dtype}; "
-          f"median of {args.repeats} after {args.warmup} warm-up; budget {args.max_memory_gb} GB")
+          f"median of {args.repeats} after {args.warmup} warm-up; memory budget {gb(args.budget_bytes)}")
 
-    peak_ms, peak = matmul_peak_gflops(args.matmul_size, args.dtype, args.warmup, args.repeats, args.seed)
-    print(f"matmul peak: {args.matmul_size}x{args.matmul_size} {args.dtype} in {peak_ms:.2f} ms "
-          f"= {peak:.1f} GFLOP/s")
+    peak_ms = peak = None
+    if not args.memory_only:
+        peak_ms, peak = matmul_peak_gflops(args.matmul_size, args.dtype, args.warmup, args.repeats, args.seed)
+        print(f"matmul peak: {args.matmul_size}x{args.matmul_size} {args.dtype} in {peak_ms:.2f} ms "
+              f"= {peak:.1f} GFLOP/s")
 
     causal_modes = {"both": (False, True), "yes": (True,), "no": (False,)}[args.causal]
     rows = []
@@ -423,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for impl in impls:
                 print(f"  measuring {impl.name} len={length} causal={causal}", file=sys.stderr, flush=True)
                 rows.append(measure_row(impl, shape, args))
-    add_derived(rows, args.batch, args.heads, args.head_dim, peak)
+    if peak is not None:
+        add_derived(rows, args.batch, args.heads, args.head_dim, peak)
 
     print()
     print(format_table(rows))
@@ -440,7 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lengths": args.lengths, "causal": list(causal_modes), "batch": args.batch,
             "heads": args.heads, "head_dim": args.head_dim, "dtype": args.dtype,
             "implementations": [impl.name for impl in impls], "repeats": args.repeats,
-            "warmup": args.warmup, "max_memory_gb": args.max_memory_gb,
+            "warmup": args.warmup, "passes": args.passes, "memory_only": args.memory_only,
+            "memory_budget_bytes": args.budget_bytes,
             "flops": "forward 4*B*H*Tq*Tk*D, halved when causal; forward+backward 3x forward",
         },
         "matmul_peak": {"size": args.matmul_size, "ms": peak_ms, "gflops": peak},

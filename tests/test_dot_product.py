@@ -147,3 +147,123 @@ def test_check_grads_small():
     mask = padding_mask(jnp.array([4, 2]), S)
     f = lambda q, k, v, b: dot_product_attention(q, k, v, bias=b, mask=mask, causal=True)
     check_grads(f, (q, k, v, bias[:, :2]), order=1, modes=("fwd", "rev"), atol=1e-2, rtol=1e-2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fused kernels and the automatic choice
+
+
+def _np_inputs(batch, q_len, kv_len, heads, kv_heads, dim, seed=0):
+    """Random q, k, v from NumPy (no random-number program to compile per shape)."""
+    rng = np.random.default_rng(seed)
+    normal = lambda *shape: jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    return (normal(batch, q_len, heads, dim), normal(batch, kv_len, kv_heads, dim),
+            normal(batch, kv_len, kv_heads, dim))
+
+
+def _compare_with_xla(implementation, args, kw, atol=2e-5, rtol=1e-4):
+    """Outputs and gradients (q, k, v and bias when given) of ``implementation`` equal 'xla''s."""
+    from tests.fast_compile import fast_jit
+
+    def run(impl):
+        def f(q, k, v, bias=None):
+            return dot_product_attention(q, k, v, bias=bias, implementation=impl, **kw)
+
+        def out_and_grads(*args):
+            out, vjp = jax.vjp(f, *args)
+            return out, vjp(jnp.cos(out))
+
+        return fast_jit(out_and_grads)(*args)
+
+    out, grads = run(implementation)
+    out_ref, grads_ref = run("xla")
+    np.testing.assert_allclose(out, out_ref, atol=atol, rtol=rtol)
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, g_ref, atol=atol, rtol=rtol)
+    return out
+
+
+def test_query_has_keys_matches_the_full_mask():
+    from attn_jax.attention import causal_mask, combine_masks, query_has_keys, segment_mask, window_mask
+
+    rng = np.random.default_rng(0)
+    for causal, window, use_valid, use_segments in itertools.product(
+        [False, True], [None, (2, 1), (0, 3)], [False, True], [False, True]
+    ):
+        q_len, kv_len = 12, 9
+        valid = rng.random((B, kv_len)) < 0.6
+        q_ids, kv_ids = rng.integers(0, 3, (B, q_len)), rng.integers(0, 3, (B, kv_len))
+        full = combine_masks(
+            causal_mask(q_len, kv_len) if causal else None,
+            window_mask(q_len, kv_len, window) if window is not None else None,
+            valid[:, None, None, :] if use_valid else None,
+            segment_mask(q_ids, kv_ids) if use_segments else None,
+        )
+        expected = np.ones((B, q_len), bool) if full is None else np.asarray(full).any(-1)[:, 0]
+        got = query_has_keys(
+            q_len, kv_len, causal=causal, window=window, kv_valid=valid if use_valid else None,
+            q_segment_ids=q_ids if use_segments else None, kv_segment_ids=kv_ids if use_segments else None,
+        )
+        np.testing.assert_array_equal(np.broadcast_to(got, (B, q_len)), np.broadcast_to(expected, (B, q_len)))
+
+
+def test_available_implementations_by_backend():
+    assert available_implementations()[:2] == ("xla", "blockwise")
+    assert set(available_implementations()) == {"xla", "blockwise", "cudnn", "tpu_splash", "tpu_flash"}
+    assert available_implementations("cpu") == ("xla", "blockwise")
+    assert "cudnn" in available_implementations("gpu") and "cudnn" not in available_implementations("tpu")
+    assert "tpu_splash" in available_implementations("tpu")
+
+
+def test_tpu_splash_in_interpret_mode():
+    # Off TPU the splash kernel runs in Pallas' interpreter. One call covers GQA, a causal window (a
+    # static splash mask), segment ids and a padding mask (one example has no key: zeros).
+    q, k, v = _np_inputs(B, 128, 128, 4, 2, 32)
+    ids = jnp.asarray(np.repeat(np.arange(4), 32)[None].repeat(B, 0), jnp.int32)
+    mask = padding_mask(jnp.array([100, 0]), 128)
+    kw = dict(causal=True, window=(40, 0), mask=mask, q_segment_ids=ids)
+    out = _compare_with_xla("tpu_splash", (q, k, v), kw)
+    np.testing.assert_array_equal(out[1], 0.0)
+    with pytest.raises(ValueError, match=r"tpu_splash.*bias"):
+        dot_product_attention(q, k, v, bias=jnp.zeros((128, 128)), implementation="tpu_splash")
+    with pytest.raises(ValueError, match=r"tpu_splash.*multiples of 128"):
+        dot_product_attention(q[:, :100], k, v, implementation="tpu_splash")
+
+
+def test_tpu_flash_in_interpret_mode():
+    # The TPU flash kernel has no interpret switch of its own: off TPU, Pallas' TPU interpret mode runs it.
+    import contextlib
+
+    from jax.experimental.pallas import tpu as pltpu
+
+    q, k, v = _np_inputs(B, 128, 128, 4, 2, 32)
+    bias = jnp.asarray(np.random.default_rng(2).standard_normal((B, 1, 128, 128)), jnp.float32)
+    mask = padding_mask(jnp.array([100, 0]), 128)
+    on_tpu = jax.default_backend() == "tpu"
+    with contextlib.nullcontext() if on_tpu else pltpu.force_tpu_interpret_mode():
+        out = _compare_with_xla("tpu_flash", (q, k, v, bias), dict(causal=True, mask=mask))
+    np.testing.assert_array_equal(out[1], 0.0)
+    with pytest.raises(ValueError, match=r"tpu_flash.*window"):
+        dot_product_attention(q, k, v, window=3, implementation="tpu_flash")
+
+
+@pytest.mark.skipif(
+    jax.default_backend() != "gpu" or "nvidia" not in jax.devices()[0].device_kind.lower(),
+    reason="cuDNN attention needs an NVIDIA GPU",
+)
+def test_cudnn_matches_xla_on_gpu(caplog):
+    import logging
+
+    q, k, v = (x.astype(jnp.bfloat16) for x in _np_inputs(B, 128, 128, 4, 2, 64))
+    bias = jnp.asarray(np.random.default_rng(2).standard_normal((B, 1, 128, 128)), jnp.bfloat16)
+    mask = padding_mask(jnp.array([100, 0]), 128)
+    for kw, args in (
+        (dict(causal=True, mask=mask), (q, k, v)),
+        (dict(causal=True, window=(16, 0)), (q, k, v)),
+        (dict(mask=mask), (q, k, v, bias)),
+    ):
+        _compare_with_xla("cudnn", args, kw, atol=5e-2, rtol=5e-2)
+    caplog.set_level(logging.DEBUG, logger="attn_jax.attention.dot_product")
+    dot_product_attention(q, k, v, causal=True)
+    assert "using the 'cudnn' implementation" in caplog.text  # None picks it for bf16 on an NVIDIA GPU

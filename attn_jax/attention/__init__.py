@@ -6,6 +6,7 @@ from attn_jax.attention.bidaf import (
     query_to_context_attention,
     trilinear_similarity,
 )
+from attn_jax.attention.blockwise import blockwise_attention, dropout_keep_mask
 from attn_jax.attention.dot_product import (
     available_implementations,
     dot_product_attention,
@@ -30,6 +31,7 @@ from attn_jax.attention.masks import (
     causal_mask,
     combine_masks,
     padding_mask,
+    query_has_keys,
     segment_mask,
     window_mask,
 )

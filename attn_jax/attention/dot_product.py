@@ -1,14 +1,30 @@
 """Scaled dot-product attention: the single entry point that every multi-head layer calls.
 
-``dot_product_attention`` validates its inputs, builds the mask from ``mask``/``causal``/``window``, and
-dispatches to an implementation by name. ``'xla'`` is the plain reference that materialises the score
-matrix; faster kernels register themselves in ``_IMPLEMENTATIONS`` and are picked by
-``implementation=None`` when they are valid for the backend, shapes and masks.
+``dot_product_attention`` validates its inputs and hands the masks to an implementation *structurally*
+(``causal``, ``window`` and segment ids as such, a user ``mask``/``bias`` as given), so kernels that never
+build the ``[q_len, kv_len]`` score matrix do not have to build a mask of that size either. The
+implementations, by name:
+
+- ``'xla'``: the reference; builds the full mask and score matrix. Runs everywhere.
+- ``'blockwise'``: memory-efficient attention in pure JAX (Rabe & Staats, 2021; Dao et al., 2022),
+  :mod:`attn_jax.attention.blockwise`. Runs everywhere.
+- ``'cudnn'``: cuDNN's fused flash attention through ``jax.nn.dot_product_attention`` (NVIDIA GPUs,
+  float16/bfloat16).
+- ``'tpu_splash'`` / ``'tpu_flash'``: the Pallas TPU splash- and flash-attention kernels that ship
+  with JAX (``jax.experimental.pallas.ops.tpu``). Both also run on CPU in Pallas' TPU interpret mode
+  (``jax.experimental.pallas.tpu.force_tpu_interpret_mode()``), slowly, which is how they are tested
+  without a TPU.
+
+``implementation=None`` takes the first valid one in :data:`AUTO_ORDER` for the backend, shapes and
+masks, and names it in a ``logging`` debug message.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +34,20 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from attn_jax.attention import masks as masks_lib
+from attn_jax.attention.blockwise import blockwise_attention
 from attn_jax.attention.normalizers import softmax
 
 _LOG = logging.getLogger(__name__)
 
 Window = int | tuple[int, int]
+
+# On CPU the blockwise kernel is faster than 'xla' from this key length on (benchmarks/attention.py on a
+# 2-core CPU, float32, 8 heads, head_dim 64: 2x faster at 512 tokens, causal or not, forward and
+# forward+backward; about even at 256, where compile time also favours 'xla').
+CPU_BLOCKWISE_MIN_KV_LEN = 512
+# On GPU/TPU, when no fused kernel fits, 'xla' is used unless its float32 score matrix would exceed this.
+ACCELERATOR_XLA_MAX_SCORE_BYTES = 2**30
+TPU_BLOCK = 512  # preferred block size of the TPU kernels (lengths must be multiples of 128)
 
 
 def _xla_attention(
@@ -32,35 +57,56 @@ def _xla_attention(
     *,
     bias: Array | None,
     mask: Array | None,
+    causal: bool,
+    window: tuple[int, int] | None,
+    q_segment_ids: Array | None,
+    kv_segment_ids: Array | None,
     scale: float,
     dropout_rate: float,
     dropout_rng: Array | None,
     return_weights: bool,
 ) -> tuple[Array, Array | None]:
-    """Reference implementation: materialises ``[batch..., heads, q_len, kv_len]`` logits."""
+    """Reference implementation: materialises ``[batch..., heads, q_len, kv_len]`` logits and mask."""
     *batch, q_len, heads, head_dim = query.shape
     kv_len, kv_heads = key.shape[-3], key.shape[-2]
     groups = heads // kv_heads
-    # [batch..., q_len, kv_heads, groups, head_dim]: query head n uses key/value head n // groups.
-    q = query.reshape(*batch, q_len, kv_heads, groups, head_dim)
+    mask = masks_lib.combine_masks(
+        mask,
+        masks_lib.causal_mask(q_len, kv_len) if causal else None,
+        masks_lib.window_mask(q_len, kv_len, window) if window is not None else None,
+        masks_lib.segment_mask(q_segment_ids, kv_segment_ids) if q_segment_ids is not None else None,
+    )
+    if groups == 1:  # plain multi-head: 4-D products, which XLA lays out without extra transposes
+        q, q_spec, head_axes = query, "...qhd", "h"
+    else:  # [batch..., q_len, kv_heads, groups, head_dim]: query head n uses key/value head n // groups.
+        q, q_spec, head_axes = query.reshape(*batch, q_len, kv_heads, groups, head_dim), "...qhgd", "hg"
     logits = jnp.einsum(
-        "...qhgd,...khd->...hgqk", q, key, preferred_element_type=jnp.float32
-    )  # [batch..., kv_heads, groups, q_len, kv_len]
+        f"{q_spec},...khd->...{head_axes}qk", q, key, preferred_element_type=jnp.float32
+    )  # [batch..., heads, q_len, kv_len] or [batch..., kv_heads, groups, q_len, kv_len]
     logits = logits * jnp.float32(scale)
     if bias is not None:
-        logits = logits + _group_heads(bias, logits.ndim, kv_heads, groups).astype(jnp.float32)
+        logits = logits + _heads_layout(bias, logits.ndim, kv_heads, groups).astype(jnp.float32)
     if mask is not None:
-        mask = _group_heads(mask, logits.ndim, kv_heads, groups)
+        mask = _heads_layout(mask, logits.ndim, kv_heads, groups)
     weights = softmax(logits, mask)  # float32
     probs = weights
     if dropout_rate > 0.0:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
         probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
-    out = jnp.einsum("...hgqk,...khd->...qhgd", probs.astype(value.dtype), value)
+    out = jnp.einsum(f"...{head_axes}qk,...khd->{q_spec}", probs.astype(value.dtype), value)
     out = out.reshape(*batch, q_len, heads, value.shape[-1])
     if not return_weights:
         return out, None
     return out, weights.reshape(*batch, heads, q_len, kv_len)
+
+
+def _heads_layout(x: Array, ndim: int, kv_heads: int, groups: int) -> Array:
+    """A mask or bias in the layout of the logits: ``_group_heads`` when heads are grouped, else
+    ``[..., heads or 1, q, k]`` at the logits' rank."""
+    if groups > 1:
+        return _group_heads(x, ndim, kv_heads, groups)
+    x = jnp.asarray(x)
+    return x.reshape((1,) * (ndim - x.ndim) + x.shape)
 
 
 def _group_heads(x: Array, ndim: int, kv_heads: int, groups: int) -> Array:
@@ -72,15 +118,391 @@ def _group_heads(x: Array, ndim: int, kv_heads: int, groups: int) -> Array:
     return x.reshape(*x.shape[:-3], kv_heads, groups, *x.shape[-2:])
 
 
-# name -> (function, predicate saying whether it can run this call). Ordered by preference.
-_IMPLEMENTATIONS: dict[str, tuple[Callable[..., Any], Callable[..., bool]]] = {
-    "xla": (_xla_attention, lambda **_: True),
+def _blockwise(query: Array, key: Array, value: Array, *, return_weights: bool, **call: Any):
+    """``'blockwise'``: :func:`attn_jax.attention.blockwise.blockwise_attention`."""
+    if return_weights:
+        raise ValueError(
+            "implementation='blockwise' never builds the attention weights, so it cannot return them; "
+            "use implementation='xla' (or None) with return_weights=True."
+        )
+    return blockwise_attention(query, key, value, **call), None
+
+
+# --------------------------------------------------------------------------------------------------
+# Fused kernels: shared pieces
+
+
+def _unsupported(name: str, **reasons: bool) -> None:
+    """Raise a ValueError naming what ``name`` cannot do, for the first true reason."""
+    for reason, bad in reasons.items():
+        if bad:
+            raise ValueError(
+                f"implementation={name!r} does not support {reason.replace('_', ' ')}; "
+                "use implementation='blockwise' or 'xla' (or None to choose automatically)."
+            )
+
+
+def _padding_parts(mask: Array | None, rank: int) -> tuple[Array | None, Array | None] | None:
+    """A mask that only marks padding, as ``(kv_valid [batch..., kv_len], q_valid [batch..., q_len])``.
+
+    A mask of shape ``[batch..., 1, 1, kv_len]`` marks padded keys, ``[batch..., 1, q_len, 1]`` padded
+    queries; anything else (per-head or per-pair masks) returns None.
+    """
+    if mask is None:
+        return None, None
+    mask = mask.reshape((1,) * (rank - mask.ndim) + mask.shape)
+    if mask.shape[-3] != 1:
+        return None
+    if mask.shape[-2] == 1:
+        return mask[..., 0, 0, :], None
+    if mask.shape[-1] == 1:
+        return None, mask[..., 0, :, 0]
+    return None
+
+
+def _statically_empty_rows(q_len: int, kv_len: int, window: tuple[int, int] | None) -> bool:
+    """Whether the window alone leaves some query row with no key (queries past ``kv_len + left``; a
+    causal mask always keeps key 0, or key ``i - left`` with a window)."""
+    if window is None:
+        return False
+    return q_len - 1 - window[0] > kv_len - 1
+
+
+def _zero_empty_rows(
+    out: Array,
+    *,
+    mask: Array | None,
+    causal: bool,
+    window: tuple[int, int] | None,
+    q_segment_ids: Array | None,
+    kv_segment_ids: Array | None,
+    kv_len: int,
+) -> Array:
+    """Zero the output rows of queries that may attend to nothing (the kernels average values there).
+
+    ``out``: ``[batch..., q_len, heads, v_dim]``. Padding masks and segment ids are handled in
+    ``O(q_len + kv_len)`` memory by :func:`masks.query_has_keys`; other masks are reduced over keys.
+    """
+    *batch, q_len, _, _ = out.shape
+    rank = len(batch) + 3
+    padding = _padding_parts(mask, rank)
+    if padding is None:  # a general mask: reduce the combined mask over keys
+        full = masks_lib.combine_masks(
+            mask,
+            masks_lib.causal_mask(q_len, kv_len) if causal else None,
+            masks_lib.window_mask(q_len, kv_len, window) if window is not None else None,
+            masks_lib.segment_mask(q_segment_ids, kv_segment_ids) if q_segment_ids is not None else None,
+        )
+        has_keys = jnp.swapaxes(jnp.any(full, axis=-1), -1, -2)  # [batch..., q_len, heads or 1]
+        return jnp.where(has_keys[..., None], out, jnp.zeros((), out.dtype))
+    kv_valid, q_valid = padding
+    if kv_valid is None and q_valid is None and q_segment_ids is None:
+        if not _statically_empty_rows(q_len, kv_len, window):
+            return out
+    has_keys = masks_lib.query_has_keys(
+        q_len, kv_len, causal=causal, window=window, kv_valid=kv_valid,
+        q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids,
+    )
+    if q_valid is not None:
+        has_keys = has_keys & q_valid
+    return jnp.where(has_keys[..., None, None], out, jnp.zeros((), out.dtype))
+
+
+def _flatten_batch(x: Array, batch: tuple[int, ...], rank: int) -> Array:
+    """A ``[batch..., a, b, c]``-broadcastable array as 4-D ``[B or 1, a, b, c]``."""
+    x = x.reshape((1,) * (rank - x.ndim) + x.shape)
+    if all(d == 1 for d in x.shape[:-3]):
+        return x.reshape(1, *x.shape[-3:])
+    return jnp.broadcast_to(x, (*batch, *x.shape[-3:])).reshape(-1, *x.shape[-3:])
+
+
+def _tpu_block(length: int) -> int | None:
+    """The TPU kernels' block size for ``length``: the largest multiple of 128 up to :data:`TPU_BLOCK`
+    that divides it (their tiles need multiples of 128), or None."""
+    for block in range(TPU_BLOCK, 127, -128):
+        if length % block == 0:
+            return block
+    return None
+
+
+def _segments_with_padding(
+    batch: tuple[int, ...], q_len: int, kv_len: int, q_ids: Array | None, kv_ids: Array | None,
+    kv_valid: Array | None,
+) -> tuple[Array, Array] | None:
+    """Segment ids ``([B, q_len], [B, kv_len])`` that also exclude padded keys: query ids become
+    ``2 * id`` and valid key ids ``2 * id``, padded keys get the odd id 1, which no query has."""
+    if q_ids is None and kv_valid is None:
+        return None
+    flat = lambda x, n: jnp.broadcast_to(jnp.asarray(x, jnp.int32), (*batch, n)).reshape(-1, n)
+    q_ids = jnp.zeros((q_len,), jnp.int32) if q_ids is None else q_ids
+    kv_ids = jnp.zeros((kv_len,), jnp.int32) if kv_ids is None else kv_ids
+    q_ids, kv_ids = 2 * flat(q_ids, q_len), 2 * flat(kv_ids, kv_len)
+    if kv_valid is not None:
+        kv_ids = jnp.where(flat(kv_valid, kv_len).astype(bool), kv_ids, 1)
+    return q_ids, kv_ids
+
+
+# --------------------------------------------------------------------------------------------------
+# cuDNN (NVIDIA GPUs)
+
+
+def _cudnn(
+    query: Array, key: Array, value: Array, *, bias, mask, causal, window, q_segment_ids, kv_segment_ids,
+    scale, dropout_rate, dropout_rng, return_weights,
+) -> tuple[Array, None]:
+    """``'cudnn'``: ``jax.nn.dot_product_attention(implementation='cudnn')`` on a flattened batch.
+
+    Segment ids become a mask; rows with nothing to attend to are zeroed afterwards.
+    """
+    del dropout_rng
+    _unsupported(
+        "cudnn", return_weights=return_weights, dropout=dropout_rate > 0.0,
+        a_sliding_window_that_looks_right_without_causal=(
+            window is not None and not causal and window[1] != 0
+        ),
+    )
+    batch, rank = tuple(query.shape[:-3]), query.ndim
+    kv_len = key.shape[-3]
+    full_mask = mask
+    if q_segment_ids is not None:
+        full_mask = masks_lib.combine_masks(mask, masks_lib.segment_mask(q_segment_ids, kv_segment_ids))
+    flat = lambda x: x.reshape(-1, *x.shape[-3:])
+    out = jax.nn.dot_product_attention(
+        flat(query), flat(key), flat(value),
+        bias=None if bias is None else _flatten_batch(bias, batch, rank).astype(query.dtype),
+        mask=None if full_mask is None else _flatten_batch(full_mask, batch, rank),
+        scale=scale, is_causal=causal, local_window_size=window, implementation="cudnn",
+    ).reshape(query.shape[:-1] + value.shape[-1:])
+    out = _zero_empty_rows(
+        out, mask=mask, causal=causal, window=window, q_segment_ids=q_segment_ids,
+        kv_segment_ids=kv_segment_ids, kv_len=kv_len,
+    )
+    return out, None
+
+
+def _is_nvidia_gpu() -> bool:
+    if jax.default_backend() != "gpu":
+        return False
+    return "nvidia" in jax.devices()[0].device_kind.lower()
+
+
+def _cudnn_valid(*, query, key, value, bias, mask, causal, window, q_segment_ids, dropout_rate,
+                 return_weights, **_) -> bool:
+    head_dim = query.shape[-1]
+    return (
+        _is_nvidia_gpu()
+        and query.dtype in (jnp.bfloat16, jnp.float16)
+        and query.dtype == key.dtype == value.dtype
+        and head_dim <= 128 and head_dim % 8 == 0 and value.shape[-1] == head_dim
+        and dropout_rate == 0.0 and not return_weights
+        and q_segment_ids is None
+        and (window is None or causal or window[1] == 0)
+        and (bias is None or (query.shape[-3] % 2 == 0 and key.shape[-3] % 2 == 0))
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Pallas TPU kernels
+
+
+@functools.lru_cache(maxsize=64)
+def _splash_kernel(
+    q_len: int, kv_len: int, heads: int, causal: bool, window: tuple[int, int] | None, mqa: bool,
+    block_q: int, block_kv: int,
+):
+    """A (cached) splash-attention kernel for one static mask: ``[heads, q_len, kv_len]``."""
+    from jax.experimental.pallas.ops.tpu import splash_attention as splash
+
+    shape = (q_len, kv_len)
+    if window is not None:
+        base = splash.LocalMask(shape, (window[0], 0 if causal else window[1]), offset=0)
+    elif causal:
+        base = splash.CausalMask(shape)
+    else:
+        base = splash.FullMask(shape)
+    blocks = splash.BlockSizes(
+        block_q=block_q, block_kv=block_kv, block_kv_compute=block_kv,
+        block_q_dkv=block_q, block_kv_dkv=block_kv, block_kv_dkv_compute=block_kv,
+        block_q_dq=block_q, block_kv_dq=block_kv,
+    )
+    make = splash.make_splash_mqa_single_device if mqa else splash.make_splash_mha_single_device
+    # Off TPU the kernel runs in Pallas' interpreter (slow; for tests on CPU).
+    interpret = jax.default_backend() != "tpu"
+    return make(splash.MultiHeadMask([base] * heads), block_sizes=blocks, interpret=interpret)
+
+
+def _tpu_splash(
+    query: Array, key: Array, value: Array, *, bias, mask, causal, window, q_segment_ids, kv_segment_ids,
+    scale, dropout_rate, dropout_rng, return_weights,
+) -> tuple[Array, None]:
+    """``'tpu_splash'``: the Pallas TPU splash-attention kernel (MHA, or MQA per key/value head for GQA).
+
+    Causal/window masks are static splash masks (fully masked blocks are skipped); segment ids and a
+    padding mask become splash segment ids.
+    """
+    del dropout_rng
+    *batch, q_len, heads, head_dim = query.shape
+    batch, rank = tuple(batch), query.ndim
+    kv_len, kv_heads = key.shape[-3], key.shape[-2]
+    padding = _padding_parts(mask, rank)
+    block_q, block_kv = _tpu_block(q_len), _tpu_block(kv_len)
+    _unsupported(
+        "tpu_splash", return_weights=return_weights, dropout=dropout_rate > 0.0, bias=bias is not None,
+        masks_other_than_padding=padding is None,
+        lengths_that_are_not_multiples_of_128=block_q is None or block_kv is None,
+        a_value_dim_other_than_head_dim=value.shape[-1] != head_dim,
+        queries_with_no_key_in_their_window=_statically_empty_rows(q_len, kv_len, window),
+    )
+    from jax.experimental.pallas.ops.tpu import splash_attention as splash
+
+    kv_valid, _ = padding
+    groups = heads // kv_heads
+    q = (query * jnp.asarray(scale, query.dtype)).reshape(-1, q_len, kv_heads, groups, head_dim)
+    q = q.transpose(0, 2, 3, 1, 4)  # [B, Hk, G, q_len, D]
+    k = key.reshape(-1, kv_len, kv_heads, head_dim).transpose(0, 2, 1, 3)  # [B, Hk, kv_len, D]
+    v = value.reshape(-1, kv_len, kv_heads, head_dim).transpose(0, 2, 1, 3)
+    segments = _segments_with_padding(batch, q_len, kv_len, q_segment_ids, kv_segment_ids, kv_valid)
+    seg_axis = None if segments is None else 0
+    segments = None if segments is None else splash.SegmentIds(*segments)
+    if groups == 1:
+        kernel = _splash_kernel(q_len, kv_len, heads, causal, window, False, block_q, block_kv)
+        run = lambda q, k, v, s: kernel(q[:, 0], k, v, segment_ids=s)[:, None]  # q [Hk, 1, q_len, D]
+    else:
+        kernel = _splash_kernel(q_len, kv_len, groups, causal, window, True, block_q, block_kv)
+        run = jax.vmap(lambda q, k, v, s: kernel(q, k, v, segment_ids=s), in_axes=(0, 0, 0, None))
+    out = jax.vmap(run, in_axes=(0, 0, 0, seg_axis))(q, k, v, segments)  # [B, Hk, G, q_len, D]
+    out = out.transpose(0, 3, 1, 2, 4).reshape(*batch, q_len, heads, head_dim)
+    out = _zero_empty_rows(
+        out, mask=mask, causal=causal, window=window, q_segment_ids=q_segment_ids,
+        kv_segment_ids=kv_segment_ids, kv_len=kv_len,
+    )
+    return out, None
+
+
+def _tpu_flash(
+    query: Array, key: Array, value: Array, *, bias, mask, causal, window, q_segment_ids, kv_segment_ids,
+    scale, dropout_rate, dropout_rng, return_weights,
+) -> tuple[Array, None]:
+    """``'tpu_flash'``: the Pallas TPU flash-attention kernel, which (unlike splash) takes a bias.
+
+    The bias is broadcast to ``[B, heads, q_len, kv_len]`` (the kernel's only bias shape); grouped
+    key/value heads are repeated; segment ids and a padding mask become its segment ids.
+    """
+    del dropout_rng
+    *batch, q_len, heads, head_dim = query.shape
+    batch, rank = tuple(batch), query.ndim
+    kv_len, kv_heads = key.shape[-3], key.shape[-2]
+    padding = _padding_parts(mask, rank)
+    block_q, block_kv = _tpu_block(q_len), _tpu_block(kv_len)
+    _unsupported(
+        "tpu_flash", return_weights=return_weights, dropout=dropout_rate > 0.0, window=window is not None,
+        masks_other_than_padding=padding is None,
+        lengths_that_are_not_multiples_of_128=block_q is None or block_kv is None,
+        a_value_dim_other_than_head_dim=value.shape[-1] != head_dim,
+    )
+    from jax.experimental.pallas.ops.tpu import flash_attention as flash
+
+    kv_valid, _ = padding
+    groups = heads // kv_heads
+    to_heads_major = lambda x, n: x.reshape(-1, n, x.shape[-2], head_dim).transpose(0, 2, 1, 3)
+    # The kernel computes (q k^T + ab) * sm_scale: scale q instead, so the bias is not scaled.
+    q = to_heads_major(query * jnp.asarray(scale, query.dtype), q_len)  # [B, H, q_len, D]
+    k = jnp.repeat(to_heads_major(key, kv_len), groups, axis=1)  # [B, H, kv_len, D]
+    v = jnp.repeat(to_heads_major(value, kv_len), groups, axis=1)
+    num_batch = q.shape[0]
+    ab = None
+    if bias is not None:
+        ab = jnp.broadcast_to(
+            _flatten_batch(bias, batch, rank), (num_batch, heads, q_len, kv_len)
+        ).astype(jnp.float32)
+    segments = _segments_with_padding(batch, q_len, kv_len, q_segment_ids, kv_segment_ids, kv_valid)
+    segments = None if segments is None else flash.SegmentIds(*segments)
+    blocks = flash.BlockSizes(
+        block_q=block_q, block_k_major=block_kv, block_k=block_kv, block_b=1,
+        block_q_major_dkv=block_q, block_k_major_dkv=block_kv, block_k_dkv=block_kv, block_q_dkv=block_q,
+        block_k_major_dq=block_kv, block_k_dq=block_kv, block_q_dq=block_q,
+    )
+    out = flash.flash_attention(
+        q, k, v, ab, segments, causal=causal, sm_scale=1.0, block_sizes=blocks
+    )  # [B, H, q_len, D]
+    out = out.transpose(0, 2, 1, 3).reshape(*batch, q_len, heads, head_dim)
+    out = _zero_empty_rows(
+        out, mask=mask, causal=causal, window=None, q_segment_ids=q_segment_ids,
+        kv_segment_ids=kv_segment_ids, kv_len=kv_len,
+    )
+    return out, None
+
+
+def _tpu_common_valid(*, query, key, value, mask, dropout_rate, return_weights) -> bool:
+    q_len, kv_len = query.shape[-3], key.shape[-3]
+    return (
+        jax.default_backend() == "tpu"
+        and dropout_rate == 0.0 and not return_weights
+        and q_len % 128 == 0 and kv_len % 128 == 0
+        and value.shape[-1] == query.shape[-1]
+        and _padding_parts(mask, query.ndim) is not None
+    )
+
+
+def _tpu_splash_valid(*, query, key, value, bias, mask, window, dropout_rate, return_weights,
+                      **_) -> bool:
+    return (
+        bias is None
+        and not _statically_empty_rows(query.shape[-3], key.shape[-3], window)
+        and _tpu_common_valid(query=query, key=key, value=value, mask=mask, dropout_rate=dropout_rate,
+                              return_weights=return_weights)
+    )
+
+
+def _tpu_flash_valid(*, query, key, value, mask, window, dropout_rate, return_weights, **_) -> bool:
+    return window is None and _tpu_common_valid(
+        query=query, key=key, value=value, mask=mask, dropout_rate=dropout_rate,
+        return_weights=return_weights,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry and automatic choice
+
+
+def _blockwise_valid(*, query, key, return_weights, **_) -> bool:
+    if return_weights:
+        return False
+    kv_len = key.shape[-3]
+    if jax.default_backend() == "cpu":
+        return kv_len >= CPU_BLOCKWISE_MIN_KV_LEN
+    score_bytes = 4 * math.prod(query.shape[:-1]) * kv_len  # float32 [batch..., heads, q_len, kv_len]
+    return score_bytes > ACCELERATOR_XLA_MAX_SCORE_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class _Implementation:
+    """One attention kernel: the function, whether it fits a call, and the backends it runs on."""
+
+    fn: Callable[..., tuple[Array, Array | None]]
+    is_valid: Callable[..., bool]
+    backends: tuple[str, ...]  # empty: every backend
+
+
+_IMPLEMENTATIONS: dict[str, _Implementation] = {
+    "xla": _Implementation(_xla_attention, lambda **_: True, ()),
+    "blockwise": _Implementation(_blockwise, _blockwise_valid, ()),
+    "cudnn": _Implementation(_cudnn, _cudnn_valid, ("gpu",)),
+    "tpu_splash": _Implementation(_tpu_splash, _tpu_splash_valid, ("tpu",)),
+    "tpu_flash": _Implementation(_tpu_flash, _tpu_flash_valid, ("tpu",)),
 }
 
+# Preference of implementation=None: the fused kernels, then blockwise where it wins, else xla.
+AUTO_ORDER = ("cudnn", "tpu_splash", "tpu_flash", "blockwise", "xla")
 
-def available_implementations() -> tuple[str, ...]:
-    """Names accepted by ``dot_product_attention(implementation=...)``."""
-    return tuple(_IMPLEMENTATIONS)
+
+def available_implementations(backend: str | None = None) -> tuple[str, ...]:
+    """Names accepted by ``dot_product_attention(implementation=...)``; with ``backend`` (``'cpu'``,
+    ``'gpu'``, ``'tpu'``), only those that run there natively."""
+    return tuple(
+        name for name, impl in _IMPLEMENTATIONS.items()
+        if backend is None or not impl.backends or backend in impl.backends
+    )
 
 
 def _choose_implementation(name: str | None, **call: Any) -> Callable[..., Any]:
@@ -90,12 +512,12 @@ def _choose_implementation(name: str | None, **call: Any) -> Callable[..., Any]:
                 f"Unknown attention implementation {name!r}; "
                 f"valid: {', '.join(available_implementations())} (or None for automatic)."
             )
-        return _IMPLEMENTATIONS[name][0]
-    for candidate, (fn, is_valid) in _IMPLEMENTATIONS.items():
-        if is_valid(**call):
+        return _IMPLEMENTATIONS[name].fn
+    for candidate in AUTO_ORDER:
+        if _IMPLEMENTATIONS[candidate].is_valid(**call):
             _LOG.debug("dot_product_attention: using the %r implementation", candidate)
-            return fn
-    return _IMPLEMENTATIONS["xla"][0]
+            return _IMPLEMENTATIONS[candidate].fn
+    return _xla_attention
 
 
 def _check_shapes(query: Array, key: Array, value: Array) -> None:
@@ -119,6 +541,26 @@ def _check_shapes(query: Array, key: Array, value: Array) -> None:
         )
 
 
+def _check_segments(
+    q_segment_ids: ArrayLike | None, kv_segment_ids: ArrayLike | None, q_len: int, kv_len: int
+) -> tuple[Array | None, Array | None]:
+    if q_segment_ids is None:
+        if kv_segment_ids is not None:
+            raise ValueError("kv_segment_ids needs q_segment_ids.")
+        return None, None
+    q_ids = jnp.asarray(q_segment_ids)
+    if kv_segment_ids is None:
+        if q_len != kv_len:
+            raise ValueError("kv_segment_ids are required when q_len != kv_len.")
+        kv_ids = q_ids
+    else:
+        kv_ids = jnp.asarray(kv_segment_ids)
+    for ids, length, name in ((q_ids, q_len, "q_segment_ids"), (kv_ids, kv_len, "kv_segment_ids")):
+        if ids.ndim < 1 or ids.shape[-1] != length or not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise ValueError(f"{name} must be integers [batch..., {length}]; got {ids.dtype}{ids.shape}.")
+    return q_ids, kv_ids
+
+
 def dot_product_attention(
     query: ArrayLike,
     key: ArrayLike,
@@ -128,6 +570,8 @@ def dot_product_attention(
     mask: ArrayLike | None = None,
     causal: bool = False,
     window: Window | None = None,
+    q_segment_ids: ArrayLike | None = None,
+    kv_segment_ids: ArrayLike | None = None,
     scale: float | None = None,
     dropout_rate: float = 0.0,
     dropout_rng: Array | None = None,
@@ -140,7 +584,7 @@ def dot_product_attention(
     Numerically the same function as ``jax.nn.dot_product_attention``, with grouped-query attention
     (Ainslie et al., 2023) and multi-query attention (Shazeer, 2019) when ``heads`` is a multiple of
     ``kv_heads``, except that a query row with nothing to attend to returns zeros (with finite
-    gradients) instead of an average of all values.
+    gradients) instead of an average of all values. All masks combine with logical AND.
 
     Args:
       query: ``[batch..., q_len, heads, head_dim]``.
@@ -150,13 +594,19 @@ def dot_product_attention(
       mask: boolean, ``True`` = may attend; broadcastable to ``[batch..., heads, q_len, kv_len]``.
       causal: query ``i`` attends to keys ``j <= i`` (queries and keys aligned at position 0).
       window: sliding window, a half-width or ``(left, right)`` as in ``jax.nn.dot_product_attention``'s
-        ``local_window_size``.
+        ``local_window_size``: query ``i`` attends to keys ``i - left <= j <= i + right``.
+      q_segment_ids: ``[batch..., q_len]`` integers for packed sequences: a query attends only to keys
+        with the same segment id.
+      kv_segment_ids: ``[batch..., kv_len]`` integers; defaults to ``q_segment_ids`` (self-attention).
       scale: logit multiplier, ``1/sqrt(head_dim)`` by default.
       dropout_rate: dropout on the attention weights (Srivastava et al., 2014), when not deterministic.
+        Implementations draw different (equally valid) keep-masks from the same key.
       dropout_rng: ``jax.random`` key, required for dropout.
       deterministic: disables dropout.
-      return_weights: also return the (pre-dropout) float32 weights ``[batch..., heads, q_len, kv_len]``.
-      implementation: ``'xla'`` (reference) or another registered kernel; ``None`` picks the best valid one.
+      return_weights: also return the (pre-dropout) float32 weights ``[batch..., heads, q_len, kv_len]``
+        (only ``'xla'`` builds them; ``None`` then picks it).
+      implementation: ``'xla'`` (reference), ``'blockwise'``, ``'cudnn'``, ``'tpu_splash'`` or
+        ``'tpu_flash'`` (see the module docstring); ``None`` picks the best valid one.
 
     Returns:
       ``[batch..., q_len, heads, v_dim]`` in the value dtype, and the weights when ``return_weights``.
@@ -171,19 +621,20 @@ def dot_product_attention(
         raise ValueError("dropout_rate > 0 with deterministic=False needs a dropout_rng key.")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate}.")
-    full_mask = masks_lib.combine_masks(
-        mask,
-        masks_lib.causal_mask(q_len, kv_len) if causal else None,
-        masks_lib.window_mask(q_len, kv_len, window) if window is not None else None,
+    if window is not None:
+        window = (window, window) if isinstance(window, int) else tuple(window)
+        if len(window) != 2 or min(window) < 0:
+            raise ValueError(f"window sizes must be >= 0, got {window!r}")
+    q_segment_ids, kv_segment_ids = _check_segments(q_segment_ids, kv_segment_ids, q_len, kv_len)
+    call = dict(
+        bias=None if bias is None else jnp.asarray(bias),
+        mask=None if mask is None else jnp.asarray(mask, dtype=bool),
+        causal=bool(causal), window=window, q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids,
+        scale=scale, dropout_rate=rate, dropout_rng=dropout_rng if rate > 0.0 else None,
+        return_weights=return_weights,
     )
-    fn = _choose_implementation(
-        implementation, query=query, key=key, value=value, bias=bias, mask=full_mask,
-        dropout_rate=rate, return_weights=return_weights,
-    )
-    out, weights = fn(
-        query, key, value, bias=None if bias is None else jnp.asarray(bias), mask=full_mask,
-        scale=scale, dropout_rate=rate, dropout_rng=dropout_rng, return_weights=return_weights,
-    )
+    fn = _choose_implementation(implementation, query=query, key=key, value=value, **call)
+    out, weights = fn(query, key, value, **call)
     return (out, weights) if return_weights else out
 
 

@@ -8,8 +8,11 @@ which fill disallowed logits with ``finfo(dtype).min`` rather than ``-inf``.
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 from jax.typing import ArrayLike
 
 
@@ -122,3 +125,80 @@ def combine_masks(*masks: ArrayLike | None) -> Array | None:
     for m in present[1:]:
         out = out & m
     return out
+
+
+def query_has_keys(
+    q_len: int,
+    kv_len: int,
+    *,
+    causal: bool = False,
+    window: int | tuple[int, int] | None = None,
+    kv_valid: ArrayLike | None = None,
+    q_segment_ids: ArrayLike | None = None,
+    kv_segment_ids: ArrayLike | None = None,
+) -> Array:
+    """Whether each query may attend to at least one key, without building the ``[q_len, kv_len]`` mask.
+
+    Query ``i`` may attend to key ``j`` when :func:`causal_mask` / :func:`window_mask` allow it, the key is
+    valid (``kv_valid``, e.g. not padding) and, with segment ids, both have the same segment id. Kernels
+    that cannot tell an empty row from a full one use this to return zeros there. Cost
+    ``O((q_len + kv_len) log kv_len)``: valid keys are sorted by (segment, position) and each query
+    binary-searches the first key of its segment at or after the left edge of its window.
+
+    Args:
+      q_len, kv_len: sequence lengths.
+      causal, window: as in :func:`attn_jax.attention.dot_product_attention`.
+      kv_valid: ``[batch..., kv_len]`` booleans, ``True`` = a real key.
+      q_segment_ids: ``[batch..., q_len]`` integers.
+      kv_segment_ids: ``[batch..., kv_len]`` integers; defaults to ``q_segment_ids``.
+
+    Returns:
+      ``[batch..., q_len]`` booleans (``[q_len]`` when no batched argument is given).
+    """
+    q_pos = jnp.arange(q_len)
+    lo = jnp.zeros(q_len, jnp.int32)
+    hi = jnp.full(q_len, kv_len - 1, jnp.int32)
+    if window is not None:
+        left, right = (window, window) if isinstance(window, int) else window
+        lo = jnp.maximum(lo, q_pos - left)
+        hi = jnp.minimum(hi, q_pos + right)
+    if causal:
+        hi = jnp.minimum(hi, q_pos)
+    if kv_valid is None and q_segment_ids is None:
+        return lo <= hi
+    if q_segment_ids is None:
+        q_ids, kv_ids = jnp.zeros(q_len, jnp.int32), jnp.zeros(kv_len, jnp.int32)
+    else:
+        q_ids = jnp.asarray(q_segment_ids, jnp.int32)
+        kv_ids = q_ids if kv_segment_ids is None else jnp.asarray(kv_segment_ids, jnp.int32)
+    valid = jnp.ones(kv_len, bool) if kv_valid is None else jnp.asarray(kv_valid, bool)
+    batch = jnp.broadcast_shapes(q_ids.shape[:-1], kv_ids.shape[:-1], valid.shape[:-1])
+    flat = lambda x, n: jnp.broadcast_to(x, (*batch, n)).reshape(-1, n)
+    found = _first_key_in_range(flat(q_ids, q_len), flat(kv_ids, kv_len), flat(valid, kv_len), lo, hi)
+    return found.reshape(*batch, q_len)
+
+
+@jax.jit
+@partial(jax.vmap, in_axes=(0, 0, 0, None, None))
+def _first_key_in_range(q_ids: Array, kv_ids: Array, valid: Array, lo: Array, hi: Array) -> Array:
+    """``[q_len]``: whether a valid key with the query's segment id lies in ``[lo, hi]`` (one example)."""
+    kv_len = kv_ids.shape[0]
+    positions = jnp.arange(kv_len)
+    # Valid keys first, then by segment id, then by position.
+    order = jnp.lexsort((positions, kv_ids, ~valid))
+    num_valid = valid.sum()
+    in_valid = positions < num_valid
+    sorted_ids = jnp.where(in_valid, kv_ids[order], jnp.iinfo(jnp.int32).max)
+    sorted_pos = positions[order]
+    start = jnp.searchsorted(sorted_ids, q_ids, side="left")
+    stop = jnp.minimum(jnp.searchsorted(sorted_ids, q_ids, side="right"), num_valid)
+
+    def halve(_, bounds):  # binary search for the first position >= lo within [start, stop)
+        low, high = bounds
+        active = low < high
+        mid = (low + high) // 2
+        before = sorted_pos[jnp.minimum(mid, kv_len - 1)] < lo
+        return jnp.where(active & before, mid + 1, low), jnp.where(active & ~before, mid, high)
+
+    first, _ = lax.fori_loop(0, max(1, kv_len).bit_length() + 1, halve, (start, stop))
+    return (first < stop) & (sorted_pos[jnp.minimum(first, kv_len - 1)] <= hi)

@@ -35,6 +35,53 @@ def train_batches(examples: Sequence[Example], batch_size: int, seed: int) -> gr
     return iter(ds.batch(batch_size, drop_remainder=True).map(load).to_iter_dataset())
 
 
+def bucketed_train_batches(
+    examples: Sequence[Example],
+    batch_size: int,
+    seed: int,
+    lengths: Sequence[int],
+    boundaries: Sequence[int],
+) -> grain.DatasetIterator:
+    """Like `train_batches`, but each batch holds examples of similar length, cut to that length.
+
+    Example ``i`` (``lengths[i]`` tokens) goes to the first bucket whose edge in ``boundaries`` is at least
+    its length; every array of a batch is cut to its bucket's edge, so short sentences do not pay for the
+    padding of long ones, at the price of one compiled step per bucket (bucketing as in Sutskever et al.,
+    2014). Batches are formed once, per bucket, from a seeded shuffle and served in an order reshuffled
+    every epoch; each bucket's last partial batch is left out. Every example array is a token sequence.
+    """
+    boundaries = sorted(boundaries)
+    processes, index = jax.process_count(), jax.process_index()
+    if batch_size % processes:
+        raise ValueError(f"batch_size {batch_size} must divide evenly over {processes} processes.")
+    if max(lengths) > boundaries[-1]:
+        raise ValueError(
+            f"an example has {max(lengths)} tokens, beyond the last bucket edge {boundaries[-1]}."
+        )
+    per_process = batch_size // processes
+    rows = slice(index * per_process, (index + 1) * per_process)
+    bucket_of = np.searchsorted(boundaries, np.asarray(lengths))  # first edge >= length
+    order = np.random.default_rng(seed).permutation(len(examples))
+    batches: list[tuple[int, np.ndarray]] = []
+    for bucket, edge in enumerate(boundaries):
+        members = order[bucket_of[order] == bucket]
+        batches += [
+            (edge, chunk)
+            for chunk in np.split(members, np.arange(batch_size, len(members), batch_size))
+            if len(chunk) == batch_size
+        ]
+    if not batches:
+        raise ValueError(f"no bucket holds {batch_size} training examples; lower the batch size.")
+
+    def load(batch: tuple[int, np.ndarray]) -> Example:
+        edge, indices = batch
+        chosen = [examples[i] for i in indices[rows]]
+        return {k: np.stack([ex[k][:edge] for ex in chosen]) for k in chosen[0]}
+
+    ds = grain.MapDataset.source(batches).shuffle(seed=seed).repeat(None)
+    return iter(ds.map(load).to_iter_dataset())
+
+
 def eval_batches(examples: Sequence[Example], batch_size: int) -> Iterator[Example]:
     """Every example exactly once, split over processes; each yields this process's rows of a global batch.
 

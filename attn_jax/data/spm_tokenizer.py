@@ -141,6 +141,10 @@ class SentencePieceTokenizer:
         out[: len(ids)] = ids[:max_len]
         return out
 
+    def count(self, text: str) -> int:
+        """How many pieces ``text`` has, before any truncation."""
+        return len(self._sp.encode(text))
+
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ``ids``; padding, ``<s>`` and ``</s>`` are dropped, unknown pieces read `` ⁇ ``."""
         return self._sp.decode([int(i) for i in ids if int(i) not in (PAD_ID, BOS_ID, EOS_ID)])

@@ -57,6 +57,11 @@ class Task(abc.ABC):
     def predict(self, params: Any, text: str) -> str:
         """The model's output for one raw input, with what it attended to, as printable lines."""
 
+    def eval_extras(self, params: Any, metrics: dict[str, float], step: int) -> dict[str, float]:
+        """Eval metrics beyond per-batch sums (e.g. perplexity, or BLEU of decoded outputs, which a
+        seq2seq task also writes to ``predictions/``), given the summed ``metrics``. Default: none."""
+        return {}
+
     def tokens_in(self, batch: Batch) -> int:
         """Non-padding input tokens in a batch, for the tokens/s figure."""
         return 0

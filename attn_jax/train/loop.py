@@ -28,12 +28,13 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def evaluate(task: Task, runner, state) -> dict[str, float]:
-    """Metrics over one pass of the task's eval split."""
+def evaluate(task: Task, runner, state, step: int) -> dict[str, float]:
+    """Metrics over one pass of the task's eval split, plus the task's extras (e.g. decoded BLEU)."""
     totals = None
     for batch in task.eval_iterator():
         totals = metrics_io.add_metrics(totals, runner.eval_step(state, batch))
-    return metrics_io.reduce_metrics(jax.device_get(totals))
+    metrics = metrics_io.reduce_metrics(jax.device_get(totals))
+    return metrics | task.eval_extras(runner.host_state(state).params, metrics, step)
 
 
 @contextlib.contextmanager
@@ -128,7 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
             evaluated = step % eval_every == 0 or step == steps
             if evaluated:
-                eval_metrics = evaluate(task, runner, state)
+                eval_metrics = evaluate(task, runner, state, step)
                 writer.write(step, "eval", eval_metrics)
                 _write_attention(task, runner, state, workdir, step)
                 summary = " ".join(f"{k}={v:.4f}" for k, v in sorted(eval_metrics.items()))
@@ -168,7 +169,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathli
     workdir = pathlib.Path(workdir)
     task, runner, restored = _restore_best(config, workdir)
     state = runner.device_state(restored.state)
-    metrics = evaluate(task, runner, state)
+    metrics = evaluate(task, runner, state, restored.step)
     metrics_io.MetricWriter(workdir).write(restored.step, "eval", metrics)
     _write_attention(task, runner, state, workdir, restored.step)
     return metrics

@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-from attn_jax.data.text_files import SkipCounts, find_split_file
+from attn_jax.data.text_files import SkipCounts, find_split_file, pick_field
 from attn_jax.errors import UserError
 
 _LOG = logging.getLogger(__name__)
@@ -154,8 +154,8 @@ def read_jsonl_pairs(
     for obj in _jsonl_objects(path, skips):
         if keys is None:
             keys = (
-                pick_field(obj, source_field, SOURCE_FIELDS, "source", f"{path}"),
-                pick_field(obj, target_field, TARGET_FIELDS, "target", f"{path}"),
+                pick_field(obj, source_field, SOURCE_FIELDS, "source", f"{path}", noun="field"),
+                pick_field(obj, target_field, TARGET_FIELDS, "target", f"{path}", noun="field"),
             )
         source, target = _as_text(obj.get(keys[0])), _as_text(obj.get(keys[1]))
         if not source or not target:
@@ -188,34 +188,6 @@ def _jsonl_objects(path: pathlib.Path, skips: SkipCounts) -> Iterator[dict[str, 
 def _as_text(value: Any) -> str:
     """A text field with its whitespace runs collapsed; ``''`` for a missing or non-text value."""
     return " ".join(value.split()) if isinstance(value, str) else ""
-
-
-def pick_field(
-    fields: Sequence[str],
-    wanted: str | None,
-    defaults: Sequence[str],
-    role: str,
-    where: str,
-    flag: str = "field",
-) -> str:
-    """The field that holds the ``role`` ('source' or 'target'): ``wanted``, else the first default present.
-
-    Default names match case-insensitively; a name given by the user must match exactly. The error names
-    the setting ``--config.data.{role}_{flag}`` that fixes it.
-    """
-    if wanted is not None:
-        if wanted in fields:
-            return wanted
-    else:
-        by_lower = {f.lower(): f for f in fields}
-        for name in defaults:
-            if name in by_lower:
-                return by_lower[name]
-    looked_for = repr(wanted) if wanted is not None else " or ".join(map(repr, defaults))
-    raise UserError(
-        f"{where} has no {role} field {looked_for} (its fields: {', '.join(map(repr, fields))}); "
-        f"name it with --config.data.{role}_{flag}={flag.upper()}."
-    )
 
 
 def _check_not_empty(path: pathlib.Path, pairs: list[Pair], skips: SkipCounts) -> None:

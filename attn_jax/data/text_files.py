@@ -154,8 +154,8 @@ def _table_rows(
     if header is None:
         raise UserError(f"{path} is empty or unreadable; it needs a header line and one record per line.")
     header = [h.strip() for h in header]
-    text_key = _pick_field(path, header, text_field, TEXT_FIELDS, "text")
-    label_key = _pick_field(path, header, label_field, LABEL_FIELDS, "label")
+    text_key = pick_field(header, text_field, TEXT_FIELDS, "text", str(path))
+    label_key = pick_field(header, label_field, LABEL_FIELDS, "label", str(path))
     for row in split_rows:
         if len(row) != len(header):
             skips.wrong_columns += 1
@@ -179,18 +179,28 @@ def _jsonl_rows(
         if keys is None:
             fields = list(obj)
             keys = (
-                _pick_field(path, fields, text_field, TEXT_FIELDS, "text"),
-                _pick_field(path, fields, label_field, LABEL_FIELDS, "label"),
+                pick_field(fields, text_field, TEXT_FIELDS, "text", str(path)),
+                pick_field(fields, label_field, LABEL_FIELDS, "label", str(path)),
             )
         yield obj, *keys
 
 
-def _pick_field(
-    path: pathlib.Path, fields: Sequence[str], wanted: str | None, defaults: Sequence[str], role: str
+def pick_field(
+    fields: Sequence[str],
+    wanted: str | None,
+    defaults: Sequence[str],
+    role: str,
+    where: str,
+    *,
+    noun: str = "column",
+    flag: str = "field",
 ) -> str:
-    """The field that holds the ``role`` ('text' or 'label'): ``wanted``, else the first default present.
+    """The field that holds the ``role`` (e.g. 'text', 'label', 'source'): ``wanted``, else the first
+    default present.
 
-    Default names match case-insensitively; a name given by the user must match exactly.
+    Default names match case-insensitively; a name given by the user must match exactly. The error, about
+    the ``noun`` ('column' or 'field') missing from ``where``, names the setting
+    ``--config.data.{role}_{flag}`` that fixes it.
     """
     if wanted is not None:
         if wanted in fields:
@@ -200,10 +210,11 @@ def _pick_field(
         for name in defaults:
             if name in by_lower:
                 return by_lower[name]
-    looked_for = repr(wanted) if wanted is not None else " or ".join(repr(d) for d in defaults)
+    looked_for = repr(wanted) if wanted is not None else " or ".join(map(repr, defaults))
+    value = noun.upper() if flag == "field" else flag.upper()  # COLUMN / FIELD, or e.g. LANG
     raise UserError(
-        f"{path} has no {role} column {looked_for} (its columns: {', '.join(map(repr, fields))}); "
-        f"name it with --config.data.{role}_field=COLUMN."
+        f"{where} has no {role} {noun} {looked_for} (its {noun}s: {', '.join(map(repr, fields))}); "
+        f"name it with --config.data.{role}_{flag}={value}."
     )
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from attn_jax.data.parallel_text import SOURCE_FIELDS, TARGET_FIELDS, pick_field
-from attn_jax.data.text_files import SkipCounts
+from attn_jax.data.parallel_text import SOURCE_FIELDS, TARGET_FIELDS
+from attn_jax.data.text_files import SkipCounts, pick_field
 from attn_jax.data.tfds_text import open_data_source
 from attn_jax.errors import UserError
 
@@ -97,8 +97,8 @@ def _keys(
     fields = list(example)
     flag = "lang" if all(_LANGUAGE.match(f) for f in fields) else "field"
     return (
-        pick_field(fields, source_key, SOURCE_FIELDS, "source", f"tfds:{name}", flag),
-        pick_field(fields, target_key, TARGET_FIELDS, "target", f"tfds:{name}", flag),
+        pick_field(fields, source_key, SOURCE_FIELDS, "source", f"tfds:{name}", noun="field", flag=flag),
+        pick_field(fields, target_key, TARGET_FIELDS, "target", f"tfds:{name}", noun="field", flag=flag),
     )
 
 

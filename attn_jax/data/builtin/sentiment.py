@@ -30,16 +30,13 @@ stream is `numpy.random.Generator(PCG64)` seeded from a BLAKE2 hash of (seed, sp
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
-import functools
-import hashlib
-import itertools
-from collections.abc import Callable, Iterator, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
+from attn_jax.data.builtin.draws import Uniforms, Weighted, split_of, split_rng
 from attn_jax.data.builtin.sentiment_fillers import FILLER_SLOTS, PARSED_FILLERS
 
 LABELS = ("negative", "positive")
@@ -361,46 +358,16 @@ def render(plan: ReviewPlan) -> str:
 # Sampling plans.
 
 
-class _Weighted(Generic[T]):
-    """Options with relative weights, sampled by bisecting their cumulative weights."""
-
-    def __init__(self, weights: dict[T, float]):
-        self.options = tuple(weights)
-        self.cumulative = tuple(itertools.accumulate(weights.values()))
-
-
 _TEMPLATES = {"copula": 0.34, "seemed": 0.05, "felt": 0.04, "found": 0.12, "nothing": 0.07, "verb": 0.16,
               "noun": 0.11, "verdict": 0.11}  # fmt: skip
-_ASSERTED_TEMPLATES = _Weighted(_TEMPLATES)
-_CONCEDED_TEMPLATES = _Weighted({t: w for t, w in _TEMPLATES.items() if t != "verdict"})
-_CONNECTIVES = _Weighted(dict(zip(CONNECTIVES, (0.28, 0.1, 0.05, 0.13, 0.08, 0.08, 0.1, 0.06, 0.12),
+_ASSERTED_TEMPLATES = Weighted(_TEMPLATES)
+_CONCEDED_TEMPLATES = Weighted({t: w for t, w in _TEMPLATES.items() if t != "verdict"})
+_CONNECTIVES = Weighted(dict(zip(CONNECTIVES, (0.28, 0.1, 0.05, 0.13, 0.08, 0.08, 0.1, 0.06, 0.12),
                                   strict=True)))  # fmt: skip
-_OPINION_COUNTS = _Weighted({1: 0.55, 2: 0.33, 3: 0.12})
-_FILLER_COUNTS = _Weighted({0: 0.2, 1: 0.35, 2: 0.3, 3: 0.15})
+_OPINION_COUNTS = Weighted({1: 0.55, 2: 0.33, 3: 0.12})
+_FILLER_COUNTS = Weighted({0: 0.2, 1: 0.35, 2: 0.3, 3: 0.15})
 _NEGATION_RATE = 0.35
 _CONTRAST_RATE = 0.5
-
-
-def _blocks(rng: np.random.Generator, block: int = 8192) -> Iterator[float]:
-    while True:
-        yield from rng.random(block).tolist()
-
-
-class _Uniforms:
-    """Uniform [0, 1) numbers drawn from a numpy Generator in blocks (much faster than one call each)."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.random: Callable[[], float] = functools.partial(next, _blocks(rng))
-
-    def choice(self, options: Sequence[T]) -> T:
-        return options[int(self.random() * len(options))]
-
-    def weighted(self, weighted: _Weighted[T]) -> T:
-        index = bisect.bisect_right(weighted.cumulative, self.random() * weighted.cumulative[-1])
-        return weighted.options[min(index, len(weighted.options) - 1)]  # min() guards float rounding
-
-    def bernoulli(self, p: float) -> bool:
-        return self.random() < p
 
 
 _ADJECTIVES = (POSITIVE_ADJECTIVES, NEGATIVE_ADJECTIVES)
@@ -422,7 +389,7 @@ def _lexicon(template: str, sign: int) -> Sequence[str]:
     return positive if sign > 0 else negative
 
 
-def _sample_modifier(u: _Uniforms, template: str, word: str, negator: str) -> str:
+def _sample_modifier(u: Uniforms, template: str, word: str, negator: str) -> str:
     """An intensifier or downtoner that fits the clause, or "" (no modifier)."""
     if negator:  # 30% of "not"/"never" clauses: "not very good", "did not really enjoy", "never really dull"
         if negator not in _MODIFIABLE_NEGATORS or template in ("noun", "nothing") or u.bernoulli(0.7):
@@ -442,7 +409,7 @@ def _sample_modifier(u: _Uniforms, template: str, word: str, negator: str) -> st
     return u.choice(INTENSIFIERS if strong or template == "nothing" else DOWNTONERS)
 
 
-def _sample_clause(u: _Uniforms, polarity: int, *, conceded: bool = False, avoid: str = "") -> Clause:
+def _sample_clause(u: Uniforms, polarity: int, *, conceded: bool = False, avoid: str = "") -> Clause:
     """A clause whose polarity (after negation) is `polarity`."""
     template = u.weighted(_CONCEDED_TEMPLATES if conceded else _ASSERTED_TEMPLATES)
     negated = u.bernoulli(_NEGATION_RATE)
@@ -463,7 +430,7 @@ def _sample_clause(u: _Uniforms, polarity: int, *, conceded: bool = False, avoid
     )
 
 
-def _sample_opinion(u: _Uniforms, polarity: int) -> Opinion:
+def _sample_opinion(u: Uniforms, polarity: int) -> Opinion:
     """A plain opinion, or (half the time) a contrast whose conceded clause has the opposite polarity."""
     assertion = _sample_clause(u, polarity)
     if not u.bernoulli(_CONTRAST_RATE):
@@ -474,7 +441,7 @@ def _sample_opinion(u: _Uniforms, polarity: int) -> Opinion:
     return Opinion(assertion=assertion, concession=concession, connective=connective)
 
 
-def _sample_filler(u: _Uniforms) -> Filler:
+def _sample_filler(u: Uniforms) -> Filler:
     template, slots = u.choice(PARSED_FILLERS)
     values: dict[str, str] = {}
     for slot in slots:  # an "other_X" slot differs from its "X" slot, which comes first in the template
@@ -489,7 +456,7 @@ def _num_tokens(text: str) -> int:
     return text.count(" ") + 1
 
 
-def _sample_opinions(u: _Uniforms, polarity: int) -> tuple[list[Opinion], list[str]]:
+def _sample_opinions(u: Uniforms, polarity: int) -> tuple[list[Opinion], list[str]]:
     """Opinions that all assert `polarity`, and their texts, together at most `MAX_TOKENS` long."""
     while True:
         opinions = [_sample_opinion(u, polarity) for _ in range(u.weighted(_OPINION_COUNTS))]
@@ -498,7 +465,7 @@ def _sample_opinions(u: _Uniforms, polarity: int) -> tuple[list[Opinion], list[s
             return opinions, texts
 
 
-def _sample_plan(u: _Uniforms, polarity: int) -> tuple[ReviewPlan, str]:
+def _sample_plan(u: Uniforms, polarity: int) -> tuple[ReviewPlan, str]:
     """A plan of `MIN_TOKENS`..`MAX_TOKENS` tokens asserting `polarity`, and its text."""
     while True:
         opinions, texts = _sample_opinions(u, polarity)
@@ -524,15 +491,7 @@ def _sample_plan(u: _Uniforms, polarity: int) -> tuple[ReviewPlan, str]:
 
 
 def _split_of(text: str) -> str:
-    """The one split a text may belong to: 80% train, 10% validation, 10% test, by a stable hash."""
-    digest = hashlib.blake2b(text.encode(), digest_size=8, person=b"attnjax-senti").digest()
-    bucket = int.from_bytes(digest, "little") % 10
-    return "validation" if bucket == 0 else "test" if bucket == 1 else "train"
-
-
-def _rng(split: str, seed: int) -> np.random.Generator:
-    digest = hashlib.blake2b(f"builtin:sentiment/{split}/{seed}".encode(), digest_size=16).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest, "little")))
+    return split_of(text, b"attnjax-senti")
 
 
 def _check_args(split: str, num_examples: int | None) -> int:
@@ -547,9 +506,9 @@ def _check_args(split: str, num_examples: int | None) -> int:
 def _generate(split: str, num_examples: int | None, seed: int) -> list[tuple[ReviewPlan, str]]:
     """Distinct (plan, text) pairs whose texts hash to `split`, with exactly balanced polarities."""
     n = _check_args(split, num_examples)
-    rng = _rng(split, seed)
+    rng = split_rng("sentiment", split, seed)
     polarities = rng.permutation(np.arange(n) % 2).tolist()  # exactly balanced, in random order
-    u = _Uniforms(rng)
+    u = Uniforms(rng)
     planned: list[tuple[ReviewPlan, str]] = []
     seen: set[str] = set()
     for positive in polarities:

@@ -36,14 +36,12 @@ hash of (seed, split).
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, TypeVar
 
-import numpy as np
-
+from attn_jax.data.builtin import draws
 from attn_jax.data.builtin import summarization_events as E
+from attn_jax.data.builtin.draws import Uniforms, split_rng
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SIZES = {"train": 30_000, "validation": 1_000, "test": 1_000}
@@ -92,40 +90,7 @@ class SummarizationExample(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Random draws.
-
-
-def _blocks(rng: np.random.Generator, block: int = 8192) -> Iterator[float]:
-    while True:
-        yield from rng.random(block).tolist()
-
-
-class _Uniforms:
-    """Uniform [0, 1) numbers drawn from a numpy Generator in blocks (much faster than one call each)."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.random: Callable[[], float] = _blocks(rng).__next__
-
-    def choice(self, options: Sequence[T]) -> T:
-        return options[int(self.random() * len(options))]
-
-    def integer(self, low: int, high: int) -> int:
-        """Uniform in ``[low, high]``."""
-        return low + int(self.random() * (high - low + 1))
-
-    def bernoulli(self, p: float) -> bool:
-        return self.random() < p
-
-    def sample(self, items: Sequence[T], k: int) -> list[T]:
-        """``k`` distinct items in random order (a partial Fisher-Yates shuffle)."""
-        out = list(items)
-        for i in range(min(k, len(out))):
-            j = i + int(self.random() * (len(out) - i))
-            out[i], out[j] = out[j], out[i]
-        return out[:k]
-
-    def shuffled(self, items: Sequence[T]) -> list[T]:
-        return self.sample(items, len(items))
+# Invented names, places and numbers.
 
 
 _OPEN_SYLLABLES = tuple(o + v for o in E.ONSETS for v in E.VOWELS)
@@ -140,7 +105,7 @@ def _syllable(r: float) -> str:
     return _OPEN_SYLLABLES[int((r - _CLOSED_RATE) / (1 - _CLOSED_RATE) * len(_OPEN_SYLLABLES))]
 
 
-def _word(u: _Uniforms, syllables: int) -> str:
+def _word(u: Uniforms, syllables: int) -> str:
     """An invented word of ``syllables`` onset + vowel (+ coda) syllables, one draw each."""
     random = u.random
     return "".join([_syllable(random()) for _ in range(syllables)])
@@ -149,7 +114,7 @@ def _word(u: _Uniforms, syllables: int) -> str:
 class _Names:
     """Fresh invented names, towns and numbers for one story; none repeats within the story."""
 
-    def __init__(self, u: _Uniforms, numbers: tuple[int, int]):
+    def __init__(self, u: Uniforms, numbers: tuple[int, int]):
         self.u = u
         self.numbers = numbers
         self.used: set[str] = set()
@@ -226,7 +191,7 @@ def _fill(template: str, slots: dict[str, str], names: _Names, story: dict[str, 
     return template.format(**values)
 
 
-def _sample_story(u: _Uniforms) -> tuple[Story, str, str]:
+def _sample_story(u: Uniforms) -> tuple[Story, str, str]:
     kind = u.choice(KINDS)
     event = E.EVENTS[kind]
     names = _Names(u, event.numbers)
@@ -262,15 +227,8 @@ def _sample_story(u: _Uniforms) -> tuple[Story, str, str]:
 
 
 def split_of(document: str) -> str:
-    """The one split a document may belong to: 80% train, 10% validation, 10% test, by a stable hash."""
-    digest = hashlib.blake2b(document.encode(), digest_size=8, person=b"attnjax-summ").digest()
-    bucket = int.from_bytes(digest, "little") % 10
-    return "validation" if bucket == 0 else "test" if bucket == 1 else "train"
-
-
-def _rng(split: str, seed: int) -> np.random.Generator:
-    digest = hashlib.blake2b(f"builtin:summarization/{split}/{seed}".encode(), digest_size=16).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest, "little")))
+    """The one split a document may belong to: 80% train, 10% validation, 10% test."""
+    return draws.split_of(document, b"attnjax-summ")
 
 
 def generate_examples(split: str, limit: int | None = None, seed: int = 0) -> list[SummarizationExample]:
@@ -282,7 +240,7 @@ def generate_examples(split: str, limit: int | None = None, seed: int = 0) -> li
     n = DEFAULT_SIZES[split] if limit is None else limit
     if n < 0:
         raise ValueError(f"limit must be >= 0, got {n}")
-    u = _Uniforms(_rng(split, seed))
+    u = Uniforms(split_rng("summarization", split, seed))
     examples: list[SummarizationExample] = []
     seen: set[str] = set()
     while len(examples) < n:

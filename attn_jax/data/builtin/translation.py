@@ -51,13 +51,12 @@ hash of (seed, split).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple, TypeVar
 
-import numpy as np
-
+from attn_jax.data.builtin import draws
 from attn_jax.data.builtin import translation_lexicon as L
+from attn_jax.data.builtin.draws import Uniforms, split_rng
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SIZES = {"train": 40_000, "validation": 1_000, "test": 1_000}
@@ -311,33 +310,6 @@ def alignment_of(plan: Sentence) -> tuple[tuple[int, int], ...]:
 # Sampling plans.
 
 
-def _blocks(rng: np.random.Generator, block: int = 8192) -> Iterator[float]:
-    while True:
-        yield from rng.random(block).tolist()
-
-
-class _Uniforms:
-    """Uniform [0, 1) numbers drawn from a numpy Generator in blocks (much faster than one call each)."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.random: Callable[[], float] = _blocks(rng).__next__
-
-    def choice(self, options: Sequence[T]) -> T:
-        return options[int(self.random() * len(options))]
-
-    def bernoulli(self, p: float) -> bool:
-        return self.random() < p
-
-    def count(self, probabilities: Sequence[float]) -> int:
-        """``k`` with probability ``probabilities[k]``."""
-        r = self.random()
-        for k, p in enumerate(probabilities):
-            r -= p
-            if r < 0:
-                return k
-        return len(probabilities) - 1
-
-
 _ADJECTIVE_COUNTS = (0.5, 0.35, 0.15)
 _PLURAL_RATE = 0.35
 _SINGULAR_DETERMINERS = ("definite",) * 11 + ("indefinite",) * 6 + ("demonstrative",) * 3
@@ -364,7 +336,7 @@ _OBJECT_NOUNS = {verb: _nouns(objects) for verb, objects in VERB_OBJECTS.items()
 _PP_NOUNS = {prep: _nouns(objects) for prep, (_, objects) in L.PREPOSITIONS.items()}
 
 
-def _sample_np(u: _Uniforms, nouns: Sequence[str], relative: bool) -> NounPhrase:
+def _sample_np(u: Uniforms, nouns: Sequence[str], relative: bool) -> NounPhrase:
     noun = u.choice(nouns)
     number = "pl" if u.bernoulli(_PLURAL_RATE) else "sg"
     determiner = u.choice(_PLURAL_DETERMINERS if number == "pl" else _SINGULAR_DETERMINERS)
@@ -381,7 +353,7 @@ def _sample_np(u: _Uniforms, nouns: Sequence[str], relative: bool) -> NounPhrase
     return NounPhrase(noun, number, determiner, tuple(adjectives), rel)
 
 
-def _sample_clause(u: _Uniforms, first: bool) -> Clause:
+def _sample_clause(u: Uniforms, first: bool) -> Clause:
     if u.bernoulli(_PRONOUN_RATE):
         subject: str | NounPhrase = u.choice(tuple(L.PRONOUNS))
     else:
@@ -405,7 +377,7 @@ def _sample_clause(u: _Uniforms, first: bool) -> Clause:
     )  # fmt: skip
 
 
-def _sample_sentence(u: _Uniforms) -> Sentence:
+def _sample_sentence(u: Uniforms) -> Sentence:
     first = _sample_clause(u, first=True)
     if not u.bernoulli(_TWO_CLAUSE_RATE):
         return Sentence((first,))
@@ -421,16 +393,8 @@ def _num_tokens(text: str) -> int:
 
 
 def split_of(source: str) -> str:
-    """The one split a source sentence may belong to: 80% train, 10% validation, 10% test, by a stable
-    hash."""
-    digest = hashlib.blake2b(source.encode(), digest_size=8, person=b"attnjax-transl").digest()
-    bucket = int.from_bytes(digest, "little") % 10
-    return "validation" if bucket == 0 else "test" if bucket == 1 else "train"
-
-
-def _rng(split: str, seed: int) -> np.random.Generator:
-    digest = hashlib.blake2b(f"builtin:translation/{split}/{seed}".encode(), digest_size=16).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest, "little")))
+    """The one split a source sentence may belong to: 80% train, 10% validation, 10% test."""
+    return draws.split_of(source, b"attnjax-transl")
 
 
 def _generate(split: str, limit: int | None, seed: int) -> list[tuple[Sentence, str, str]]:
@@ -442,7 +406,7 @@ def _generate(split: str, limit: int | None, seed: int) -> list[tuple[Sentence, 
     n = DEFAULT_SIZES[split] if limit is None else limit
     if n < 0:
         raise ValueError(f"limit must be >= 0, got {n}")
-    u = _Uniforms(_rng(split, seed))
+    u = Uniforms(split_rng("translation", split, seed))
     triples: list[tuple[Sentence, str, str]] = []
     seen: set[str] = set()
     while len(triples) < n:

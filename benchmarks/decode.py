@@ -25,8 +25,9 @@ Measured, in one run on the default backend, for each (greedy, beam) x (cached, 
 - speedup: cached tokens/s over recompute tokens/s, for greedy and for beam search; and whether the
   cached and recomputed greedy outputs agree token for token;
 - the forward matmul FLOPs of one greedy step by part (analytic; they match XLA's cost analysis of one
-  jitted step): the cached step still projects the whole source through every cross-attention's key
-  and value weights, and the recomputing step projects every position onto the vocabulary.
+  jitted step): the recomputing step re-projects the whole source through every cross-attention's key
+  and value weights and projects every position onto the vocabulary; the cached step does neither (its
+  cross-attention keys and values are computed once per source, when the decoding state is built).
 
 Output: a table on stdout and JSON in ``--out`` (default ``benchmarks/results/decode-<backend>.json``).
 """
@@ -64,8 +65,12 @@ STEPS = ("cached", "recompute")
 
 def build_model(args: argparse.Namespace) -> TransformerEncoderDecoder:
     return TransformerEncoderDecoder(
-        vocab_size=args.vocab, embed_dim=args.width, num_encoder_layers=args.encoder_layers,
-        num_decoder_layers=args.decoder_layers, num_heads=args.heads, mlp_dim=args.mlp_dim,
+        vocab_size=args.vocab,
+        embed_dim=args.width,
+        num_encoder_layers=args.encoder_layers,
+        num_decoder_layers=args.decoder_layers,
+        num_heads=args.heads,
+        mlp_dim=args.mlp_dim,
         dropout_rate=0.0,
     )
 
@@ -83,12 +88,16 @@ def make_decode(model: TransformerEncoderDecoder, args: argparse.Namespace, mode
     return decode
 
 
-def step_flops(args: argparse.Namespace, rows: int, positions: int) -> dict[str, float]:
-    """Forward matmul FLOPs of one decoder step over ``positions`` target positions, by part."""
+def step_flops(args: argparse.Namespace, rows: int, positions: int, cached: bool) -> dict[str, float]:
+    """Forward matmul FLOPs of one decoder step over ``positions`` target positions, by part.
+
+    A ``cached`` step reads the source's cross-attention keys and values from its cache; a recomputing
+    step projects the source again.
+    """
     d, m, layers, src_len = args.width, args.mlp_dim, args.decoder_layers, args.src_len
     return {
         "decoder layers": 2 * rows * positions * layers * (6 * d * d + 2 * d * m),
-        "cross-attention keys/values": 2 * rows * src_len * layers * 2 * d * d,
+        "cross-attention keys/values": 0 if cached else 2 * rows * src_len * layers * 2 * d * d,
         "output projection": 2 * rows * positions * args.vocab * d,
         "attention": 4 * rows * positions * layers * d * (args.new_tokens + src_len),
     }
@@ -99,7 +108,7 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[s
     model = build_model(args)
     rng = np.random.default_rng(args.seed)
     src = rng.integers(3, args.vocab, (args.batch, args.src_len)).astype(np.int32)
-    src[::2, args.src_len - args.src_len // 4:] = 0  # every other source ends in padding
+    src[::2, args.src_len - args.src_len // 4 :] = 0  # every other source ends in padding
     src = jnp.asarray(src)
     params = nn.meta.unbox(jax.jit(model.init)(jax.random.key(args.seed), src, src[:, :2])["params"])
 
@@ -121,8 +130,12 @@ def run_all(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[s
     results = {}
     for name, run in runs.items():
         seconds = statistics.median(run["times"])
-        results[name] = {"compile_s": run["compile_s"], "ms": 1e3 * seconds,
-                         "ms_min": 1e3 * min(run["times"]), "tokens_per_s": tokens / seconds}
+        results[name] = {
+            "compile_s": run["compile_s"],
+            "ms": 1e3 * seconds,
+            "ms_min": 1e3 * min(run["times"]),
+            "tokens_per_s": tokens / seconds,
+        }
     for mode in args.modes:
         cached, recompute = results[f"{mode} cached"], results[f"{mode} recompute"]
         cached["speedup"] = cached["tokens_per_s"] / recompute["tokens_per_s"]
@@ -137,21 +150,37 @@ def padded(row: tuple[str, ...], widths: list[int]) -> list[str]:
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     header = ("decoder", "compile s", "ms / call", "tokens/s", "speedup")
-    rows = [header] + [(name, f"{r['compile_s']:.1f}", f"{r['ms']:.1f}", f"{r['tokens_per_s']:.0f}",
-                        f"{r['speedup']:.2f}x") for name, r in results.items()]
+    rows = [header] + [
+        (name, f"{r['compile_s']:.1f}", f"{r['ms']:.1f}", f"{r['tokens_per_s']:.0f}", f"{r['speedup']:.2f}x")
+        for name, r in results.items()
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(padded(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-QUICK = dict(batch=2, src_len=8, new_tokens=8, width=32, encoder_layers=1, decoder_layers=1, heads=4,
-             mlp_dim=64, vocab=64, beam=2, repeats=2, warmup=1)
+QUICK = dict(
+    batch=2,
+    src_len=8,
+    new_tokens=8,
+    width=32,
+    encoder_layers=1,
+    decoder_layers=1,
+    heads=4,
+    mlp_dim=64,
+    vocab=64,
+    beam=2,
+    repeats=2,
+    warmup=1,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Cached vs recomputed greedy and beam decoding.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description="Cached vs recomputed greedy and beam decoding.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--src-len", type=int, default=32)
     p.add_argument("--new-tokens", type=int, default=64, help="tokens decoded per row (no early EOS)")
@@ -168,8 +197,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny model: checks that it runs")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON output (default: benchmarks/results/decode-<backend>.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default: benchmarks/results/decode-<backend>.json)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         p.set_defaults(**QUICK)
@@ -183,41 +216,64 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
     backend = jax.default_backend()
-    info = {"backend": backend, "device_kind": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
-            "jax_version": jax.__version__, "jaxlib_version": jaxlib.__version__,
-            "flax_version": flax.__version__}
+    info = {
+        "backend": backend,
+        "device_kind": jax.devices()[0].device_kind,
+        "cpu_count": os.cpu_count(),
+        "jax_version": jax.__version__,
+        "jaxlib_version": jaxlib.__version__,
+        "flax_version": flax.__version__,
+    }
     print("  ".join(f"{k} {v}" for k, v in info.items()))
     results, outputs = run_all(args)
     greedy_agree = None
     if "greedy" in args.modes:
         greedy_agree = bool(np.array_equal(outputs["greedy cached"], outputs["greedy recompute"]))
 
-    print(f"\nbatch {args.batch}, source {args.src_len} tokens, {args.new_tokens} new tokens, beam "
-          f"{args.beam}; width {args.width}, layers {args.encoder_layers}+{args.decoder_layers}, heads "
-          f"{args.heads}, mlp {args.mlp_dim}, vocab {args.vocab}; EOS = vocab (never produced); median of "
-          f"{args.repeats} calls (decoders take turns)\n")
+    print(
+        f"\nbatch {args.batch}, source {args.src_len} tokens, {args.new_tokens} new tokens, beam "
+        f"{args.beam}; width {args.width}, layers {args.encoder_layers}+{args.decoder_layers}, heads "
+        f"{args.heads}, mlp {args.mlp_dim}, vocab {args.vocab}; EOS = vocab (never produced); median of "
+        f"{args.repeats} calls (decoders take turns)\n"
+    )
     print(format_table(results))
     print("(tokens/s: batch x new tokens per second; speedup: cached over recompute, same search)")
     if greedy_agree is not None:
         print(f"cached and recomputed greedy tokens agree: {'yes' if greedy_agree else 'NO'}")
-    per_step = {kind: step_flops(args, args.batch, 1 if kind == "cached" else args.new_tokens)
-                for kind in STEPS}
+    per_step = {
+        kind: step_flops(
+            args, args.batch, 1 if kind == "cached" else args.new_tokens, cached=kind == "cached"
+        )
+        for kind in STEPS
+    }
     cached = per_step["cached"]
-    print(f"greedy step forward MFLOP, cached: {sum(cached.values()) / 1e6:.3g} ("
-          + ", ".join(f"{k} {100 * v / sum(cached.values()):.0f}%" for k, v in cached.items())
-          + f"); recompute: {sum(per_step['recompute'].values()) / 1e6:.3g}")
+    print(
+        f"greedy step forward MFLOP, cached: {sum(cached.values()) / 1e6:.3g} ("
+        + ", ".join(f"{k} {100 * v / sum(cached.values()):.0f}%" for k, v in cached.items())
+        + f"); recompute: {sum(per_step['recompute'].values()) / 1e6:.3g}"
+    )
 
     out = args.out or ROOT / "benchmarks" / "results" / f"decode-{backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "out"} | {"bos_id": BOS, "eos_id": args.vocab}
-    out.write_text(json.dumps({
-        "benchmark": "decode",
-        "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},  # others sharing the CPU
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        **info, "config": config, "results": results, "greedy_cached_equals_recompute": greedy_agree,
-        "greedy_step_forward_flops": per_step,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "decode",
+                # others sharing the CPU
+                "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+                **info,
+                "config": config,
+                "results": results,
+                "greedy_cached_equals_recompute": greedy_agree,
+                "greedy_step_forward_flops": per_step,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwrote {out}")
     return 0
 

@@ -4,10 +4,13 @@ Variants (``--config configs/translation.py:VARIANT``):
   tiny      Transformer (2+2 layers, width 128) on builtin:translation, a generated language pair that
             needs reordering, agreement and context-dependent word choice; no download. Run:
               python train.py --config configs/translation.py:tiny --workdir runs/translation
+            Expected: eval BLEU about 77 at step 500 and 92 at step 1000 (about 4 minutes on 2 CPU cores).
   rnn_tiny  the same data, an RNN encoder-decoder; pick its attention with --config.model.attention=
             (bahdanau, luong_dot, luong_general, luong_concat, local_m, local_p, location, hard, none):
               python train.py --config configs/translation.py:rnn_tiny \\
                 --config.model.attention=luong_general --workdir runs/translation_rnn
+            Expected with bahdanau (bidirectional GRU encoder, GRU decoder, 500 steps, about 3 minutes):
+            eval BLEU about 84; with none, far lower.
   multi30k  English -> German on line-aligned files (Multi30k: train / val / test_2016_flickr), e.g.
               python train.py --config configs/translation.py:multi30k \\
                 --config.data.source=files:../shared/data/translation/multi30k --workdir runs/multi30k
@@ -104,12 +107,17 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
         ("layers", None),
     )
 
+    if variant in ("tiny", "rnn_tiny"):
+        # 1.6 epochs of 40k generated pairs: no dropout needed.
+        config.model.dropout_rate = 0.0
+        config.train.steps = 1000
     if variant == "tiny":
         return config
     if variant == "rnn_tiny":
         config.model.name = "rnn"
+        config.model.cell = "gru"
         config.model.embed_dim = 64
-        config.model.dropout_rate = 0.0
+        config.train.steps = 500
         config.train.learning_rate = 3e-3
         return config
     config.data.max_source_len = 64
@@ -117,18 +125,23 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.decode.max_len = 80
     config.decode.num_examples = None
     if variant == "multi30k":
+        # Sized for about 55 minutes of training on a 2-core CPU (benchmarks/multi30k.py): 3+3 layers of
+        # width 256 with a narrow MLP (Trevett's small Multi30k Transformer), light dropout for a run of a
+        # few epochs, and fine length buckets (about 11% padding instead of 23%).
         config.data.source = "files:"  # give the path: --config.data.source=files:DIR
         config.data.vocab_size = 8000
+        config.data.bucket_boundaries = (12, 16, 20, 24, 32, 40)
         config.model.embed_dim = 256
         config.model.num_encoder_layers = 3
         config.model.num_decoder_layers = 3
-        config.model.mlp_dim = 1024
-        config.model.dropout_rate = 0.2
-        config.train.steps = 12000
-        config.train.learning_rate = 1e-3
-        config.train.warmup_steps = 1000
-        config.train.eval_every = 2000
-        config.train.checkpoint_every = 2000
+        config.model.mlp_dim = 512
+        config.model.dropout_rate = 0.1
+        config.train.steps = 1500
+        config.train.learning_rate = 2e-3
+        config.train.warmup_steps = 150
+        config.train.eval_every = 500
+        config.train.checkpoint_every = 500
+        config.decode.num_examples = 256  # val pairs decoded at each eval (beam search is the slow part)
         return config
     if variant in ("wmt14", "wmt17"):
         config.data.source = f"tfds:{variant}_translate/de-en"

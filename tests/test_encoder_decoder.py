@@ -44,7 +44,8 @@ def test_scanned_layers_equal_unrolled_layers(position):
     np.testing.assert_allclose(
         scanned.apply({"params": params}, src, tgt),
         unrolled.apply({"params": unstack_layers(params, scanned)}, src, tgt),
-        rtol=1e-5, atol=1e-5,
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -110,3 +111,42 @@ def test_cached_decoding_gives_the_tokens_of_recomputing_the_prefix(kw):
     np.testing.assert_array_equal(greedy, greedy_ref)
     np.testing.assert_array_equal(beams, beams_ref)
     np.testing.assert_allclose(scores, scores_ref, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [{}, {"num_kv_heads": 1, "scan_layers": True}])
+def test_the_cached_state_holds_the_projected_source(kw):
+    src, tgt = _inputs()
+    model = _model(**kw)
+    params = model.init(jax.random.key(0), src, tgt)["params"]
+    _, state = decoding_state(model, params, src, TGT_LEN)
+    memory = model.apply({"params": params}, src, method=model.encode)  # [batch, src_len, embed]
+    assert "memory" not in state  # a step never reads the encoder output
+    kv_heads, head_dim = kw.get("num_kv_heads", 4), 32 // 4
+    for i in range(2):
+        cache = state["cache"][f"decoder_{i}"]["cross_attention"]
+        weights = unstack_layers(params, model)[f"decoder_{i}"]["cross_attention"]
+        for cached, dense in (("cached_key", "key"), ("cached_value", "value")):
+            assert cache[cached].shape == (BATCH, SRC_LEN, kv_heads, head_dim)
+            expected = jnp.einsum("bse,ehd->bshd", memory, weights[dense]["kernel"]) + weights[dense]["bias"]
+            np.testing.assert_allclose(cache[cached], expected, rtol=1e-5, atol=1e-5)
+
+
+def _cached_step_flops(model, params, src):
+    """XLA's FLOP count of one compiled cached decoding step for ``src [batch, src_len]``."""
+    step, state = decoding_state(model, params, src, TGT_LEN)
+    tokens = jnp.full((src.shape[0],), 2, jnp.int32)
+    cost = jax.jit(step).lower(tokens, state).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost)["flops"]
+
+
+def test_a_cached_step_does_not_project_the_source():
+    """Each extra source token costs a step its attention (about 4 * embed FLOPs per layer and row), not
+    its key/value projection (4 * embed**2), which ``decoding_state`` pays once per source."""
+    src, tgt = _inputs()
+    extra, embed, layers = 32, 32, 2
+    longer = jnp.concatenate([src, jnp.full((BATCH, extra), 5, jnp.int32)], axis=1)
+    model = _model()
+    params = model.init(jax.random.key(0), src, tgt)["params"]
+    growth = _cached_step_flops(model, params, longer) - _cached_step_flops(model, params, src)
+    projection = BATCH * extra * layers * 4 * embed**2  # what projecting the extra tokens would add
+    assert 0 < growth < projection / 4, (growth, projection)

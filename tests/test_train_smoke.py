@@ -64,7 +64,7 @@ def test_unknown_names_are_user_errors(tmp_path):
     "override, message",
     [
         ("--config.model.name=gru", "Unknown sentiment model 'gru'; valid models: transformer, bilstm."),
-        ("--config.task=poetry", "Unknown task 'poetry'; valid tasks: sentiment, translation."),
+        ("--config.task=poetry", "Unknown task 'poetry'; valid tasks: sentiment, summarization, trans"),
         ("--config.mesh.data=3", "mesh data=3 x fsdp=1 x tensor=1 needs 3 devices but 1 are available"),
         ("--config.data.source=files:/no/such/dir", "/no/such/dir"),
         ("--config.data.source=hub:x", "Unknown data source 'hub:x'; use one of builtin:, files:, tfds:"),

@@ -73,6 +73,15 @@ def test_files_source_reads_line_aligned_text(tmp_path):
     assert {"bleu", "perplexity"} <= set(final)
 
 
+def test_tfds_source_runs_a_training_step(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    config = _small_config()
+    config.data.update(source="tfds:wmt14_translate/de-en", train_size=32, eval_size=8, vocab_size=200)
+    with tfds.testing.mock_data(num_examples=32, policy=tfds.testing.MockPolicy.USE_CODE):
+        final = train_and_evaluate(config, tmp_path)
+    assert final["loss"] == pytest.approx(final["loss"]) and "bleu" in final  # finite
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [

@@ -26,7 +26,10 @@ def load_split(data: ml_collections.ConfigDict, split: str, seed: int) -> list[R
         return [(ex.text, ex.label) for ex in builtin_sentiment.generate(split, limit, seed=seed)]
     if kind == "files":
         records, _ = read_labelled_text(
-            name, split=split, text_field=data.get("text_field"), label_field=data.get("label_field"),
+            name,
+            split=split,
+            text_field=data.get("text_field"),
+            label_field=data.get("label_field"),
             labels=data.get("labels"),
         )
     else:

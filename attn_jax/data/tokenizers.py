@@ -8,14 +8,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-PAD, UNK = "<pad>", "<unk>"
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 
 
 class WordTokenizer:
     """Maps whitespace tokens to ids; id 0 is padding and id 1 is the unknown word.
 
     Fitted on the training split only, and saved as ``vocab.txt`` (one token per line, line number = id)
-    so that evaluation and prediction reuse exactly the training vocabulary.
+    so that evaluation and prediction reuse exactly the training vocabulary. A vocabulary fitted with
+    ``sequence_marks=True`` also holds ``<s>`` (id 2) and ``</s>`` (id 3) for sequence-to-sequence models.
     """
 
     def __init__(self, tokens: Iterable[str]):
@@ -25,11 +26,17 @@ class WordTokenizer:
         self._ids = {t: i for i, t in enumerate(self.tokens)}
 
     @classmethod
-    def fit(cls, texts: Iterable[str], max_size: int, min_count: int = 1) -> WordTokenizer:
+    def fit(
+        cls, texts: Iterable[str], max_size: int, min_count: int = 1, *, sequence_marks: bool = False
+    ) -> WordTokenizer:
+        """The ``max_size`` most frequent tokens of ``texts`` (special tokens included in the count)."""
+        specials = [PAD, UNK, BOS, EOS] if sequence_marks else [PAD, UNK]
         counts = collections.Counter(tok for text in texts for tok in text.lower().split())
+        for special in specials:
+            counts.pop(special, None)
         # Most frequent first; ties broken alphabetically so the vocabulary is deterministic.
         ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
-        return cls([PAD, UNK, *ranked[: max_size - 2]])
+        return cls([*specials, *ranked[: max_size - len(specials)]])
 
     @property
     def vocab_size(self) -> int:
@@ -39,19 +46,53 @@ class WordTokenizer:
     def pad_id(self) -> int:
         return 0
 
-    def encode(self, text: str, max_len: int) -> np.ndarray:
-        """``[max_len]`` int32 ids, truncated and right-padded with 0."""
-        ids = [self._ids.get(tok, 1) for tok in text.lower().split()[:max_len]]
+    @property
+    def unk_id(self) -> int:
+        return 1
+
+    @property
+    def bos_id(self) -> int:
+        return self._mark(BOS)
+
+    @property
+    def eos_id(self) -> int:
+        return self._mark(EOS)
+
+    def _mark(self, token: str) -> int:
+        if token not in self._ids:
+            raise ValueError(f"this vocabulary has no {token!r}; fit it with sequence_marks=True.")
+        return self._ids[token]
+
+    def words(self, text: str) -> list[str]:
+        """The tokens of ``text`` as this tokenizer splits them (lower-cased, whitespace-separated)."""
+        return text.lower().split()
+
+    def ids(self, words: Iterable[str]) -> list[int]:
+        """The id of each word; unknown words get ``unk_id``."""
+        return [self._ids.get(word, 1) for word in words]
+
+    def encode(self, text: str, max_len: int, *, add_eos: bool = False) -> np.ndarray:
+        """``[max_len]`` int32 ids, truncated and right-padded with 0; with ``add_eos`` the text is
+        truncated first so that ``</s>`` always fits."""
+        ids = self.ids(self.words(text)[: max(max_len - int(add_eos), 0)])
+        if add_eos:
+            ids.append(self.eos_id)
         out = np.zeros(max_len, np.int32)
         out[: len(ids)] = ids
         return out
+
+    def count(self, text: str) -> int:
+        """How many tokens ``text`` has, before any truncation."""
+        return len(self.words(text))
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
         """The token of each non-padding id."""
         return [self.tokens[i] for i in ids if i != 0]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return " ".join(self.pieces(ids))
+        """The text of ``ids``; padding, ``<s>`` and ``</s>`` are dropped."""
+        marks = {self._ids.get(BOS), self._ids.get(EOS)}
+        return " ".join(self.tokens[i] for i in ids if i != 0 and i not in marks)
 
     def save(self, path: str | pathlib.Path) -> None:
         pathlib.Path(path).write_text("\n".join(self.tokens) + "\n", encoding="utf-8")

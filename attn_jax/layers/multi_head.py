@@ -33,12 +33,19 @@ class MultiHeadAttention(nn.Module):
       - ``causal`` / ``window``: causal and sliding-window masks (Beltagy et al., 2020).
       - ``decode``: a key/value cache in the ``'cache'`` collection for incremental decoding. Initialise
         with inputs of the full maximum length; each later call appends its ``len`` tokens.
+      - ``static_kv``: cross-attention while decoding, to inputs that are the same at every step (an
+        encoder's output), as fairseq's ``static_kv`` (Ott et al., 2019). A call given ``inputs_kv``
+        projects it and keeps the keys and values in the ``'cache'`` collection (``cached_key``,
+        ``cached_value`` ``[batch..., kv_len, kv_heads, head_dim]``); a call without ``inputs_kv``
+        attends to them, so a step never re-projects the source. ``module(None, inputs_kv)`` only fills
+        the cache and returns ``None`` (without ``head_dim``, the head size then comes from the width
+        of ``inputs_kv``, which must equal that of ``inputs_q``).
 
     Call: ``inputs_q [batch..., q_len, features]``, ``inputs_kv [batch..., kv_len, features]`` (defaults
-    to ``inputs_q``); ``mask`` boolean and ``bias`` float, broadcastable to
-    ``[batch..., heads, q_len, kv_len]`` (``kv_len`` is the cache length when decoding);
-    ``q_positions``/``kv_positions`` ``[batch..., len]`` integer positions for the position scheme
-    (default ``0..len-1``, offset by the cache index when decoding). Returns
+    to ``inputs_q``; with ``static_kv``, to the cached keys and values); ``mask`` boolean and ``bias``
+    float, broadcastable to ``[batch..., heads, q_len, kv_len]`` (``kv_len`` is the cache length when
+    decoding); ``q_positions``/``kv_positions`` ``[batch..., len]`` integer positions for the position
+    scheme (default ``0..len-1``, offset by the cache index when decoding). Returns
     ``[batch..., q_len, out_features]``. With ``sow_weights``, sows ``attention_weights``
     ``[batch..., heads, q_len, kv_len]`` into ``'intermediates'``.
     """
@@ -57,6 +64,7 @@ class MultiHeadAttention(nn.Module):
     dropout_rate: float = 0.0
     use_bias: bool = True
     decode: bool = False
+    static_kv: bool = False
     implementation: str | None = None
     dtype: Any = None
     param_dtype: Any = jnp.float32
@@ -67,7 +75,7 @@ class MultiHeadAttention(nn.Module):
     @nn.compact
     def __call__(
         self,
-        inputs_q: Array,
+        inputs_q: Array | None,
         inputs_kv: Array | None = None,
         *,
         mask: Array | None = None,
@@ -75,28 +83,34 @@ class MultiHeadAttention(nn.Module):
         q_positions: Array | None = None,
         kv_positions: Array | None = None,
         deterministic: bool = True,
-    ) -> Array:
-        inputs_kv = inputs_q if inputs_kv is None else inputs_kv
-        features = inputs_q.shape[-1]
+    ) -> Array | None:
+        if self.static_kv and self.decode:
+            raise ValueError("static_kv (cross-attention) and decode (self-attention) exclude each other.")
+        if inputs_q is None and (not self.static_kv or inputs_kv is None):
+            raise ValueError("inputs_q may be None only with static_kv, to cache inputs_kv's keys/values.")
+        if inputs_kv is None and not self.static_kv:
+            inputs_kv = inputs_q
+        features = (inputs_kv if inputs_q is None else inputs_q).shape[-1]
         kv_heads = self.num_kv_heads or self.num_heads
         head_dim = self.head_dim or features // self.num_heads
         if self.num_heads % kv_heads:
-            raise ValueError(
-                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({kv_heads})."
-            )
+            raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({kv_heads}).")
         if self.head_dim is None and features % self.num_heads:
             raise ValueError(
-                f"features ({features}) must be divisible by num_heads ({self.num_heads}), "
-                "or set head_dim."
+                f"features ({features}) must be divisible by num_heads ({self.num_heads}), or set head_dim."
             )
 
+        if inputs_q is None:  # static_kv: only fill the cache
+            self._static_key_value(inputs_kv, kv_heads, head_dim)
+            return None
         query = self._project("query", self.num_heads, "heads", head_dim)(inputs_q)
-        key = self._project("key", kv_heads, "kv_heads", head_dim)(inputs_kv)
-        value = self._project("value", kv_heads, "kv_heads", head_dim)(inputs_kv)
+        if self.static_kv:
+            key, value = self._static_key_value(inputs_kv, kv_heads, head_dim)
+        else:
+            key, value = self._key_value(inputs_kv, kv_heads, head_dim)
         # query [batch..., q_len, heads, head_dim]; key, value [batch..., kv_len, kv_heads, head_dim]
         if self.qk_norm:
             query = nn.LayerNorm(name="query_ln", use_bias=False, dtype=self.dtype)(query)
-            key = nn.LayerNorm(name="key_ln", use_bias=False, dtype=self.dtype)(key)
 
         q_len, kv_len = query.shape[-3], key.shape[-3]
         q_positions = jnp.arange(q_len) if q_positions is None else q_positions
@@ -146,9 +160,7 @@ class MultiHeadAttention(nn.Module):
             use_bias=self.use_bias,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
-            kernel_init=nn.with_logical_partitioning(
-                self.kernel_init, ("heads", "head_dim", "embed")
-            ),
+            kernel_init=nn.with_logical_partitioning(self.kernel_init, ("heads", "head_dim", "embed")),
             bias_init=nn.with_logical_partitioning(self.bias_init, ("embed",)),
             name="out",
         )(out)
@@ -160,12 +172,33 @@ class MultiHeadAttention(nn.Module):
             use_bias=self.use_bias,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
-            kernel_init=nn.with_logical_partitioning(
-                self.kernel_init, ("embed", heads_axis, "head_dim")
-            ),
+            kernel_init=nn.with_logical_partitioning(self.kernel_init, ("embed", heads_axis, "head_dim")),
             bias_init=nn.with_logical_partitioning(self.bias_init, (heads_axis, "head_dim")),
             name=name,
         )
+
+    def _key_value(self, inputs_kv: Array, kv_heads: int, head_dim: int) -> tuple[Array, Array]:
+        """Keys (after ``key_ln``) and values of ``inputs_kv [batch..., kv_len, features]``, each
+        ``[batch..., kv_len, kv_heads, head_dim]``; no position scheme is applied yet."""
+        key = self._project("key", kv_heads, "kv_heads", head_dim)(inputs_kv)
+        value = self._project("value", kv_heads, "kv_heads", head_dim)(inputs_kv)
+        if self.qk_norm:
+            key = nn.LayerNorm(name="key_ln", use_bias=False, dtype=self.dtype)(key)
+        return key, value
+
+    def _static_key_value(self, inputs_kv: Array | None, kv_heads: int, head_dim: int) -> tuple[Array, Array]:
+        """``static_kv``: keys and values of ``inputs_kv`` written to the cache, or, without
+        ``inputs_kv``, the cached ones (``[batch..., kv_len, kv_heads, head_dim]`` each)."""
+        if inputs_kv is not None:
+            key, value = self._key_value(inputs_kv, kv_heads, head_dim)
+            self.put_variable("cache", "cached_key", key)
+            self.put_variable("cache", "cached_value", value)
+            return key, value
+        if not self.has_variable("cache", "cached_key"):
+            raise ValueError(
+                "static_kv: no cached keys/values; call once with inputs_kv (e.g. the encoder output)."
+            )
+        return self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
 
     def _position_bias(self, q_positions: Array, kv_positions: Array) -> Array | None:
         if self.position == "alibi":

@@ -37,7 +37,8 @@ class TransformerEncoderDecoder(nn.Module):
       each layer in the backward pass, or ``'dots'``/``'dots_with_no_batch_dims'`` (see
       :data:`REMAT_POLICIES`).
     - ``decode``: the decoder keeps a key/value cache in the ``'cache'`` collection and takes the next
-      token only (see :meth:`decode_logits`); build such a model with :meth:`decoder_for_inference`.
+      token only (see :meth:`decode_logits`), and its cross-attention keys and values are computed once
+      per source (:meth:`cache_memory`); build such a model with :meth:`decoder_for_inference`.
 
     ``src [batch, src_len]`` and ``tgt_in [batch, tgt_len]`` int ids, 0 = padding, ``tgt_in`` starting
     with BOS -> ``logits [batch, tgt_len, vocab_size]`` float32.
@@ -151,12 +152,13 @@ class TransformerEncoderDecoder(nn.Module):
         return self.encoder_norm(x)
 
     def decode_logits(
-        self, memory: Array, src: Array, tgt_in: Array, *, deterministic: bool = True
+        self, memory: Array | None, src: Array, tgt_in: Array, *, deterministic: bool = True
     ) -> Array:
         """Target logits ``[batch, tgt_len, vocab]`` given the encoder output ``memory``.
 
         With ``decode`` set, ``tgt_in`` is the next token(s) ``[batch, 1]``: their positions and the keys
-        they attend to come from the cache.
+        they attend to come from the cache, and ``memory`` is ``None`` once :meth:`cache_memory` has put
+        the cross-attention keys and values there (``src`` still gives the source padding mask).
         """
         if self.decode:
             positions = self.position_counter(tgt_in.shape[-1])
@@ -172,6 +174,16 @@ class TransformerEncoderDecoder(nn.Module):
     def __call__(self, src: Array, tgt_in: Array, *, deterministic: bool = True) -> Array:
         memory = self.encode(src, deterministic=deterministic)
         return self.decode_logits(memory, src, tgt_in, deterministic=deterministic)
+
+    def cache_memory(self, memory: Array) -> None:
+        """With ``decode``: put every decoder layer's cross-attention keys and values of the encoder
+        output ``memory [batch, src_len, embed_dim]`` in the ``'cache'`` collection (``[batch, src_len,
+        kv_heads, head_dim]`` each), once per source, so that decoding steps need not project it again.
+        """
+        if not self.decode or self.scan_layers:
+            raise ValueError("cache_memory needs decode and unrolled layers: see decoder_for_inference().")
+        for layer in self.decoder_layers:
+            layer.cache_memory(memory)
 
     def decoder_for_inference(self) -> TransformerEncoderDecoder:
         """The same model with a key/value cache and unrolled layers, for step-by-step decoding.
@@ -217,24 +229,26 @@ def decoding_state(
     """A step function and its initial state for :mod:`attn_jax.decoding`, decoding ``src``.
 
     ``step(tokens [batch], state) -> (logits [batch, vocab], state)``. With ``cached`` the decoder
-    appends each token's keys and values to its cache and attends from the new token only; without it,
-    every step re-runs the decoder over the whole prefix (padded to ``max_len``), the baseline the cache
-    is measured against. The encoder runs once, here, in both cases.
+    appends each token's keys and values to its cache and attends from the new token only, and the
+    cross-attention keys and values of the source are computed once, here, into the same cache (the
+    state ``{'src', 'cache'}`` then holds no encoder output). Without it, every step re-runs the decoder
+    over the whole prefix (padded to ``max_len``) and re-projects the encoder output, the baseline the
+    cache is measured against. The encoder runs once, here, in both cases. Every non-scalar leaf of
+    the state has a leading batch axis, so beam search can tile and reorder it.
     """
     inference = model.decoder_for_inference()
     params = unstack_layers(params, model)
     memory = inference.apply({"params": params}, src, method=inference.encode)  # [batch, src_len, embed]
-    state: dict[str, Any] = {"memory": memory, "src": src}
     if cached:
-        shapes = jax.eval_shape(
-            inference.init, jax.random.key(0), src, jnp.zeros((src.shape[0], max_len), jnp.int32)
-        )["cache"]
-        state["cache"] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        state: dict[str, Any] = {
+            "src": src,
+            "cache": _decoding_cache(inference, params, src, memory, max_len),
+        }
 
         def step(tokens: Array, state: dict[str, Any]) -> tuple[Array, dict[str, Any]]:
             logits, updated = inference.apply(
                 {"params": params, "cache": state["cache"]},
-                state["memory"],
+                None,  # the cross-attention keys and values are in the cache
                 state["src"],
                 tokens[:, None],
                 method=inference.decode_logits,
@@ -245,7 +259,12 @@ def decoding_state(
         return step, state
 
     unrolled = inference.clone(decode=False)
-    state |= {"prefix": jnp.zeros((src.shape[0], max_len), jnp.int32), "length": jnp.array(0, jnp.int32)}
+    state = {
+        "memory": memory,
+        "src": src,
+        "prefix": jnp.zeros((src.shape[0], max_len), jnp.int32),
+        "length": jnp.array(0, jnp.int32),
+    }
 
     def recompute_step(tokens: Array, state: dict[str, Any]) -> tuple[Array, dict[str, Any]]:
         t = state["length"]
@@ -256,3 +275,23 @@ def decoding_state(
         return logits[:, t], state | {"prefix": prefix, "length": t + 1}
 
     return recompute_step, state
+
+
+def _decoding_cache(
+    inference: TransformerEncoderDecoder, params: Any, src: Array, memory: Array, max_len: int
+) -> dict[str, Any]:
+    """The ``'cache'`` collection before the first step of ``inference`` (a ``decode`` model).
+
+    Self-attention caches ``[batch, max_len, kv_heads, head_dim]`` are empty and positions start at 0;
+    each layer's cross-attention ``cached_key``/``cached_value`` ``[batch, src_len, kv_heads,
+    head_dim]`` already hold the projection of ``memory [batch, src_len, embed]`` (the encoder output
+    for ``src [batch, src_len]``), made once per source.
+    """
+    shapes = jax.eval_shape(
+        inference.init, jax.random.key(0), src, jnp.zeros((src.shape[0], max_len), jnp.int32)
+    )["cache"]
+    empty = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    _, filled = inference.apply(
+        {"params": params, "cache": empty}, memory, method=inference.cache_memory, mutable=["cache"]
+    )
+    return filled["cache"]

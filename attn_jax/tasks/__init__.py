@@ -9,9 +9,14 @@ import ml_collections
 from attn_jax.errors import UserError
 from attn_jax.tasks.base import Task
 from attn_jax.tasks.sentiment import SentimentTask
+from attn_jax.tasks.summarization import SummarizationTask
 from attn_jax.tasks.translation import TranslationTask
 
-TASKS: dict[str, type[Task]] = {"sentiment": SentimentTask, "translation": TranslationTask}
+TASKS: dict[str, type[Task]] = {
+    "sentiment": SentimentTask,
+    "summarization": SummarizationTask,
+    "translation": TranslationTask,
+}
 
 
 def build_task(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Task:

@@ -138,8 +138,10 @@ class SentimentTask(Task):
             predicted = int(probs[i].argmax())
             label = f"{self.labels[predicted]} p={probs[i, predicted]:.2f} (true: {self.labels[ex['label']]})"
             fig = token_weights_figure(
-                self.tokenizer.pieces(ex["tokens"][:length]), weights[i, :length],
-                title=f"step {step}: pooling attention", label=label,
+                self.tokenizer.pieces(ex["tokens"][:length]),
+                weights[i, :length],
+                title=f"step {step}: pooling attention",
+                label=label,
             )
             save_figure(fig, directory / f"step_{step:07d}_example_{i}.png")
 

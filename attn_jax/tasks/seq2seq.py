@@ -2,8 +2,9 @@
 
 A subclass supplies the model (``model``), how a step function decodes it (``decoding_state``) and how a
 batch runs through it (``forward``); this class does the rest: a SentencePiece vocabulary shared by source
-and target, trained on the training split and kept in the workdir; length filtering with counts in the
-log; label-smoothed cross-entropy; and at every eval, beam-search outputs for the first
+and target, trained on the training split and kept in the workdir (a subclass may use another
+tokenizer); length filtering with counts in the log; label-smoothed cross-entropy; and at every eval,
+beam-search outputs for the first
 ``decode.num_examples`` eval pairs scored with BLEU and ROUGE and written to ``predictions/``, and
 source-by-target alignment heatmaps written to ``attention/``.
 """
@@ -45,17 +46,27 @@ class Seq2SeqTask(Task):
 
     headline_metric = "bleu"
     higher_is_better = True
+    #: over-long training sources are truncated (summarization) instead of dropping the pair (translation).
+    truncate_long_sources = False
+    #: the example arrays that the decoder reads (``decoding_state``'s ``inputs``).
+    decode_keys: tuple[str, ...] = ("src",)
+    #: the example array whose words label the source axis of alignment plots.
+    source_words_key = "src"
 
     def __init__(self, config, workdir):
         super().__init__(config, workdir)
         data = config.data
-        train_pairs = load_pairs(data, "train", config.seed)
-        self.eval_pairs = load_pairs(data, data.eval_split, config.seed)
+        train_pairs = self._normalize(load_pairs(data, "train", config.seed))
+        self.eval_pairs = self._normalize(load_pairs(data, data.eval_split, config.seed))
         self.tokenizer = self._tokenizer(train_pairs)
         self._train = self._encode_all(train_pairs, "train", drop_long=True)
         self._eval = self._encode_all(self.eval_pairs, data.eval_split, drop_long=False)
 
     # ----------------------------------------------------------------------------------- data
+
+    def _normalize(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The pairs as the tokenizer should see them (and as references are scored). Default: as read."""
+        return pairs
 
     def _tokenizer(self, train_pairs: list[tuple[str, str]]) -> SentencePieceTokenizer:
         """Shared source/target SentencePiece model (Kudo & Richardson, 2018) kept as ``spm.model``."""
@@ -69,19 +80,27 @@ class Seq2SeqTask(Task):
 
     def _encode_all(self, pairs: list[tuple[str, str]], split: str, *, drop_long: bool) -> list[Batch]:
         """Token arrays of each pair; pairs longer than the configured lengths are dropped from training
-        and truncated for eval (the references stay whole), and counted in the log either way."""
+        (or, with ``truncate_long_sources``, truncated when only the source is too long) and truncated
+        for eval (the references stay whole), and counted in the log either way."""
         src_len, tgt_len = self.config.data.max_source_len, self.config.data.max_target_len
-        examples, too_long = [], 0
+        examples, dropped, truncated = [], 0, 0
         for source, target in pairs:
             # Room for EOS after the source and after the target.
-            fits = self.tokenizer.count(source) < src_len and self.tokenizer.count(target) < tgt_len
-            too_long += not fits
-            if fits or not drop_long:
+            source_fits = self.tokenizer.count(source) < src_len
+            target_fits = self.tokenizer.count(target) < tgt_len
+            keep = not drop_long or (target_fits and (source_fits or self.truncate_long_sources))
+            dropped += not keep
+            truncated += keep and not (source_fits and target_fits)
+            if keep:
                 examples.append(self._encode(source, target))
-        action = "dropped" if drop_long else "truncated"
         _LOG.info(
-            "%s: %d pairs; %d longer than %d source / %d target tokens %s.",
-            split, len(examples), too_long, src_len, tgt_len, action,
+            "%s: %d pairs; of those longer than %d source / %d target tokens, %d dropped and %d truncated.",
+            split,
+            len(examples),
+            src_len,
+            tgt_len,
+            dropped,
+            truncated,
         )
         if not examples:
             raise UserError(
@@ -126,8 +145,9 @@ class Seq2SeqTask(Task):
         already weighted; 0.0 if none). ``rng`` given: training (dropout, sampling) on."""
 
     @abc.abstractmethod
-    def decoding_state(self, params: Any, src: Array) -> tuple[StepFn, Any]:
-        """``(step_fn, state)`` for :mod:`attn_jax.decoding` over ``src [batch, src_len]``."""
+    def decoding_state(self, params: Any, inputs: dict[str, Array]) -> tuple[StepFn, Any]:
+        """``(step_fn, state)`` for :mod:`attn_jax.decoding` over ``inputs`` (the ``decode_keys`` arrays
+        of a batch, e.g. ``src [batch, src_len]``)."""
 
     @abc.abstractmethod
     def alignment(self, params: Any, batch: Batch) -> np.ndarray:
@@ -163,17 +183,21 @@ class Seq2SeqTask(Task):
         d = self.config.decode
 
         @jax.jit
-        def run(params: Any, src: Array) -> Array:
-            model_step, state = self.decoding_state(params, src)
+        def run(params: Any, inputs: dict[str, Array]) -> Array:
+            model_step, state = self.decoding_state(params, inputs)
 
             def step(tokens: Array, state: Any) -> tuple[Array, Any]:
                 logits, state = model_step(tokens, state)  # [batch, vocab]
-                # The ids that only round the model's vocabulary up are never produced.
-                unused = jnp.arange(logits.shape[-1]) >= self.tokenizer.vocab_size
+                unused = self.unused_ids(logits.shape[-1])
                 return jnp.where(unused, jnp.finfo(logits.dtype).min, logits), state
 
-            common = dict(batch_size=src.shape[0], max_len=d.max_len, bos_id=self.tokenizer.bos_id,
-                          eos_id=self.tokenizer.eos_id)
+            batch_size = inputs[self.decode_keys[0]].shape[0]
+            common = dict(
+                batch_size=batch_size,
+                max_len=d.max_len,
+                bos_id=self.tokenizer.bos_id,
+                eos_id=self.tokenizer.eos_id,
+            )
             if d.beam_size == 1:
                 return decoding.greedy_decode(step, state, **common)
             sequences, _ = decoding.beam_search(step, state, beam_size=d.beam_size, alpha=d.alpha, **common)
@@ -181,23 +205,41 @@ class Seq2SeqTask(Task):
 
         return run
 
-    def translate(self, params: Any, sources: np.ndarray) -> list[str]:
-        """Decoded, detokenized outputs for ``sources [n, src_len]``, in fixed-size padded batches."""
+    def unused_ids(self, vocab: int) -> Array:
+        """``[vocab]`` bool: ids the decoder must never produce (those that only round the model's
+        vocabulary up)."""
+        return jnp.arange(vocab) >= self.tokenizer.vocab_size
+
+    def words(self, ids: np.ndarray, source: str) -> list[str]:
+        """The pieces of ``ids`` (padding dropped), for plot labels; ``source`` is the example's text."""
+        return self.tokenizer.pieces(ids)
+
+    def detokenize(self, ids: np.ndarray, source: str) -> str:
+        """The text of decoded ``ids`` (up to EOS) of the example whose source text is ``source``."""
+        return self.tokenizer.decode(ids)
+
+    def generate(self, params: Any, examples: list[Batch], sources: list[str]) -> list[str]:
+        """Decoded, detokenized outputs for encoded ``examples`` whose source texts are ``sources``, in
+        fixed-size padded batches."""
         size = self.config.decode.batch_size
         outputs: list[str] = []
-        for start in range(0, len(sources), size):
-            chunk = sources[start : start + size]
-            padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
-            tokens = np.asarray(jax.device_get(self._decode_batch(params, jnp.asarray(padded))))
-            outputs += [self.tokenizer.decode(_until_eos(row, self.tokenizer.eos_id)) for row in tokens]
-        return outputs[: len(sources)]
+        for start in range(0, len(examples), size):
+            chunk = examples[start : start + size]
+            chunk += [chunk[0]] * (size - len(chunk))
+            inputs = {k: jnp.asarray(np.stack([ex[k] for ex in chunk])) for k in self.decode_keys}
+            tokens = np.asarray(jax.device_get(self._decode_batch(params, inputs)))  # [size, max_len]
+            outputs += [
+                self.detokenize(_until_eos(row, self.tokenizer.eos_id), source)
+                for row, source in zip(tokens, sources[start : start + size], strict=False)
+            ]
+        return outputs
 
     def eval_extras(self, params: Any, metrics: dict[str, float], step: int) -> dict[str, float]:
         extras = {"perplexity": math.exp(min(metrics["loss"], 50.0))}
         count = self.config.decode.num_examples or len(self._eval)
-        sources = np.stack([ex["src"] for ex in self._eval[:count]])
+        sources = [source for source, _ in self.eval_pairs[:count]]
         references = [target for _, target in self.eval_pairs[:count]]
-        hypotheses = self.translate(params, sources)
+        hypotheses = self.generate(params, self._eval[:count], sources)
         extras |= corpus_scores(hypotheses, references)
         if jax.process_index() == 0:
             self._write_predictions(step, hypotheses)
@@ -207,8 +249,9 @@ class Seq2SeqTask(Task):
         directory = self.workdir / "predictions"
         directory.mkdir(parents=True, exist_ok=True)
         lines = (
-            json.dumps({"source": source, "reference": reference, "prediction": prediction},
-                       ensure_ascii=False)
+            json.dumps(
+                {"source": source, "reference": reference, "prediction": prediction}, ensure_ascii=False
+            )
             for (source, reference), prediction in zip(self.eval_pairs, hypotheses, strict=False)
         )
         (directory / f"step_{step:07d}.jsonl").write_text("".join(f"{line}\n" for line in lines))
@@ -219,25 +262,27 @@ class Seq2SeqTask(Task):
         examples = self._eval[:NUM_DRAWN]
         batch = {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
         weights = self.alignment(params, batch)  # [n, tgt_len, src_len]
-        for i, ex in enumerate(examples):
-            src_pieces = self.tokenizer.pieces(ex["src"])
-            tgt_pieces = self.tokenizer.pieces(ex["tgt_out"])
+        for i, (ex, (source, _)) in enumerate(zip(examples, self.eval_pairs, strict=False)):
+            src_pieces = self.words(ex[self.source_words_key], source)
+            tgt_pieces = self.words(ex["tgt_out"], source)
             fig = attention_heatmap(
-                weights[i, : len(tgt_pieces), : len(src_pieces)], src_pieces, tgt_pieces,
+                weights[i, : len(tgt_pieces), : len(src_pieces)],
+                src_pieces,
+                tgt_pieces,
                 title=f"step {step}: target (rows) attending to source (columns)",
             )
             save_figure(fig, directory / f"step_{step:07d}_example_{i}.png")
 
     def predict(self, params: Any, text: str) -> str:
-        src = self.tokenizer.encode(text, self.config.data.max_source_len, add_eos=True)
+        [(text, _)] = self._normalize([(text, "")])
         if self.tokenizer.count(text) == 0:
-            raise UserError("--input has no text to translate.")
-        output = self.translate(params, src[None])[0]
+            raise UserError("--input has no text to work on.")
+        output = self.generate(params, [self._encode(text, "")], [text])[0]
         # Where the model looks while it writes its own output.
-        tgt_out = self.tokenizer.encode(output, self.config.data.max_target_len, add_eos=True)
-        tgt_in = np.concatenate([[self.tokenizer.bos_id], tgt_out[:-1]]).astype(np.int32)
-        weights = self.alignment(params, {"src": src[None], "tgt_in": tgt_in[None], "tgt_out": tgt_out[None]})
-        src_pieces, tgt_pieces = self.tokenizer.pieces(src), self.tokenizer.pieces(tgt_out)
+        example = self._encode(text, output)
+        weights = self.alignment(params, {k: v[None] for k, v in example.items()})
+        src_pieces = self.words(example[self.source_words_key], text)
+        tgt_pieces = self.words(example["tgt_out"], text)
         looked_at = ", ".join(
             f"{piece}<-{src_pieces[int(np.argmax(weights[0, t, : len(src_pieces)]))]}"
             for t, piece in enumerate(tgt_pieces)

@@ -128,7 +128,8 @@ class TranslationTask(Seq2SeqTask):
         )
         return term
 
-    def decoding_state(self, params: Any, src: Array) -> tuple[StepFn, Any]:
+    def decoding_state(self, params: Any, inputs: dict[str, Array]) -> tuple[StepFn, Any]:
+        src = inputs["src"]
         if self.config.model.name == "transformer":
             return encoder_decoder.decoding_state(self.model, params, src, self.config.decode.max_len)
         model = self.model

@@ -58,7 +58,8 @@ def main() -> None:
     start = time.perf_counter()
     train_and_evaluate(config, workdir)
     train_seconds = time.perf_counter() - start
-    dev = evaluate_checkpoint(config, workdir)  # the best checkpoint by dev ROUGE-L, all of dev decoded
+    config.decode.num_examples = None  # all of dev
+    dev = evaluate_checkpoint(config, workdir)  # the best checkpoint by dev ROUGE-L
 
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

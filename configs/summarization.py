@@ -4,8 +4,9 @@ Variants (``--config configs/summarization.py:VARIANT``):
   tiny           builtin:summarization, generated news stories whose headlines copy rare names and
                  numbers; no download. Run:
                    python train.py --config configs/summarization.py:tiny --workdir runs/summarization
-                 Expected: eval ROUGE-L about 95 after 600 steps (a few CPU minutes); with
-                 --config.model.copy=False the same model stays near 60, writing <unk> for the names.
+                 Expected: eval ROUGE-L 99.8 at step 150 and 99.9 at step 300 (a few CPU minutes).
+                 Without copying (--config.model.copy=False) a model of this kind stays near 62: it
+                 writes <unk> where the names and numbers should be.
   aeslc          e-mail body -> subject line, from JSONL files (fields email / subject), e.g.
                    python train.py --config configs/summarization.py:aeslc \\
                      --config.data.source=files:../shared/data/summarization/aeslc --workdir runs/aeslc
@@ -51,7 +52,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.model.dropout_rate = 0.0
 
     config.train = ml_collections.ConfigDict()
-    config.train.steps = 600
+    config.train.steps = 300
     config.train.batch_size = 32
     config.train.learning_rate = 2e-3
     config.train.warmup_steps = 50
@@ -61,8 +62,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.train.grad_accum_steps = 1
     config.train.label_smoothing = 0.0  # no mass on the copy slots an example does not use
     config.train.log_every = 50
-    config.train.eval_every = 300
-    config.train.checkpoint_every = 300
+    config.train.eval_every = 150
+    config.train.checkpoint_every = 150
     config.train.keep_checkpoints = 3  # newest kept, plus the best by eval ROUGE-L
 
     config.decode = ml_collections.ConfigDict()
@@ -83,22 +84,24 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
         return config
     config.decode.num_examples = None
     if variant == "aeslc":
+        # Sized for about an hour on a 2-core CPU (benchmarks/aeslc.py): 3.5 epochs of the 14k e-mails.
         config.data.source = "files:"  # give the path: --config.data.source=files:PATH
         config.data.eval_split = "dev"
-        config.data.vocab_size = 20_000
-        config.data.max_source_len = 256
-        config.data.max_target_len = 24
-        config.data.bucket_boundaries = (64, 128)
-        config.model.embed_dim = 128
-        config.model.hidden_dim = 256
+        config.data.vocab_size = 10_000
+        config.data.max_source_len = 160
+        config.data.max_target_len = 16
+        config.data.bucket_boundaries = (48, 96)
+        config.model.embed_dim = 96
+        config.model.hidden_dim = 128
         config.model.dropout_rate = 0.2
-        config.train.steps = 6000
-        config.train.learning_rate = 1e-3
-        config.train.warmup_steps = 300
-        config.train.eval_every = 2000
-        config.train.checkpoint_every = 2000
-        config.decode.max_len = 24
+        config.train.steps = 1600
+        config.train.learning_rate = 2e-3
+        config.train.warmup_steps = 100
+        config.train.eval_every = 800
+        config.train.checkpoint_every = 800
+        config.decode.max_len = 16
         config.decode.alpha = 0.6
+        config.decode.num_examples = 500  # dev e-mails decoded at each eval; the benchmark decodes all
         return config
     if variant == "cnn_dailymail":
         config.data.source = "tfds:cnn_dailymail"

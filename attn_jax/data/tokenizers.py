@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import pathlib
 from collections.abc import Iterable
 
@@ -95,7 +96,13 @@ class WordTokenizer:
         return " ".join(self.tokens[i] for i in ids if i != 0 and i not in marks)
 
     def save(self, path: str | pathlib.Path) -> None:
-        pathlib.Path(path).write_text("\n".join(self.tokens) + "\n", encoding="utf-8")
+        """Write ``vocab.txt`` atomically: a stopped run never leaves half a vocabulary, and hosts that
+        write the same file at once do not interleave."""
+        path = pathlib.Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        partial.write_text("\n".join(self.tokens) + "\n", encoding="utf-8")
+        os.replace(partial, path)
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> WordTokenizer:

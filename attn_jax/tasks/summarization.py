@@ -1,7 +1,8 @@
 """Summarization: a pointer-generator network with coverage (See et al., 2017); headline metric ``rougeL``.
 
-Words, not subwords: the vocabulary is the ``data.vocab_size`` most frequent lower-cased words of the
-training split (punctuation split off), kept in the workdir as ``vocab.txt``. Each example numbers the
+Words, not subwords, as in the paper: the pointer copies whole source words, and a word outside the
+vocabulary is exactly what it must copy. The vocabulary is the ``data.vocab_size`` most frequent
+lower-cased words of the training split (punctuation split off), kept in the workdir as ``vocab.txt``. Each example numbers the
 source words outside it in an extended vocabulary (`attn_jax.data.copy_vocab`), so the model learns to
 copy rare names and numbers that it could never generate. ``model.copy=False`` trains the same network
 without the copy distribution, to show what copying buys; ``model.coverage`` feeds the attention history
@@ -11,7 +12,6 @@ to the attention, and ``model.coverage_loss_weight`` weights the coverage loss (
 from __future__ import annotations
 
 import functools
-import os
 import re
 from typing import Any
 
@@ -52,10 +52,7 @@ class SummarizationTask(Seq2SeqTask):
             return WordTokenizer.load(path)
         texts = (text for pair in train_pairs for text in pair)
         tokenizer = WordTokenizer.fit(texts, self.config.data.vocab_size, sequence_marks=True)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tokenizer.save(partial)
-        os.replace(partial, path)  # atomic: every host writes the same bytes
+        tokenizer.save(path)  # every host of a multi-host run writes the same bytes
         return tokenizer
 
     def _oovs(self, source_words: list[str]) -> list[str]:

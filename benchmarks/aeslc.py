@@ -58,6 +58,8 @@ def main() -> None:
     start = time.perf_counter()
     train_and_evaluate(config, workdir)
     train_seconds = time.perf_counter() - start
+    # A run stopped early (SIGTERM saves and stops) reports the steps it really trained.
+    trained = max(json.loads(line)["step"] for line in (workdir / "metrics.jsonl").open())
     config.decode.num_examples = None  # all of dev
     dev = evaluate_checkpoint(config, workdir)  # the best checkpoint by dev ROUGE-L
 
@@ -66,13 +68,14 @@ def main() -> None:
         "command": " ".join(sys.argv),
         "device": f"{jax.default_backend()} x{jax.device_count()} ({jax.devices()[0].device_kind})",
         "copy": config.model.copy,
-        "steps": config.train.steps,
+        "steps": trained,
+        "planned_steps": config.train.steps,
         "batch_size": config.train.batch_size,
         "train_seconds": round(train_seconds, 1),
         "dev": {k: round(dev[k], 2) for k in ("rouge1", "rouge2", "rougeL", "bleu", "accuracy")},
     }
     print(f"{'copy':<5} {'steps':>6} {'train min':>10} {'R-1':>6} {'R-2':>6} {'R-L':>6}")
-    print(f"{args.copy:<5} {config.train.steps:>6} {train_seconds / 60:>10.1f} {dev['rouge1']:>6.2f} "
+    print(f"{args.copy:<5} {trained:>6} {train_seconds / 60:>10.1f} {dev['rouge1']:>6.2f} "
           f"{dev['rouge2']:>6.2f} {dev['rougeL']:>6.2f}")  # fmt: skip
     out = pathlib.Path(args.out or ROOT / "benchmarks" / "results" / "aeslc.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,12 @@
 
 Words, not subwords, as in the paper: the pointer copies whole source words, and a word outside the
 vocabulary is exactly what it must copy. The vocabulary is the ``data.vocab_size`` most frequent
-lower-cased words of the training split (punctuation split off), kept in the workdir as ``vocab.txt``. Each example numbers the
-source words outside it in an extended vocabulary (`attn_jax.data.copy_vocab`), so the model learns to
-copy rare names and numbers that it could never generate. ``model.copy=False`` trains the same network
-without the copy distribution, to show what copying buys; ``model.coverage`` feeds the attention history
-to the attention, and ``model.coverage_loss_weight`` weights the coverage loss (See et al., eq. 13).
+lower-cased words of the training split (punctuation split off), kept in the workdir as ``vocab.txt``.
+Each example numbers the source words outside it in an extended vocabulary
+(`attn_jax.data.copy_vocab`), so the model learns to copy rare names and numbers that it could never
+generate. ``model.copy=False`` trains the same network without the copy distribution, to show what
+copying buys; ``model.coverage`` feeds the attention history to the attention, and
+``model.coverage_loss_weight`` weights the coverage loss (See et al., eq. 13).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from attn_jax.attention import (
     padding_mask,
     segment_mask,
 )
-from attn_jax.attention.blockwise import _Config
+from attn_jax.attention.blockwise import BANDED_BLOCKS, DENSE_BLOCKS, _Config, default_block_sizes
 from tests.fast_compile import fast_jit
 
 B = 2
@@ -161,6 +161,20 @@ def test_dropout_matches_reference_with_the_same_keep_mask():
     other = dropout_keep_mask(jax.random.key(6), (B,), 4, 2, 70, 50, rate, **BLOCKS)
     assert 0.1 < np.mean(np.asarray(other) != np.asarray(keep)) < 0.9  # another key, another mask
     np.testing.assert_array_equal(dropout_keep_mask(rng, (B,), 4, 2, 70, 50, rate, **BLOCKS), keep)
+
+
+def test_default_blocks_are_smaller_when_a_band_can_skip_blocks():
+    assert default_block_sizes() == DENSE_BLOCKS
+    assert default_block_sizes(causal=True) == default_block_sizes(window=8) == BANDED_BLOCKS
+    assert BANDED_BLOCKS[0] * BANDED_BLOCKS[1] < DENSE_BLOCKS[0] * DENSE_BLOCKS[1]
+    # Without block sizes a call uses the defaults: its dropout draws equal the explicit call's.
+    q, k, v = _qkv(70, 50, 4, 2)
+    dropout = dict(dropout_rate=0.5, dropout_rng=jax.random.key(3))
+    for causal in (False, True):
+        bq, bk = default_block_sizes(causal=causal)
+        implicit = blockwise_attention(q, k, v, causal=causal, **dropout)
+        explicit = blockwise_attention(q, k, v, causal=causal, block_q=bq, block_kv=bk, **dropout)
+        np.testing.assert_array_equal(implicit, explicit)
 
 
 def test_structurally_masked_blocks_are_never_visited():

@@ -111,7 +111,7 @@ def test_bad_model_settings_are_user_errors(tmp_path, field, value, message):
 
 
 def _learning_config(copy: bool):
-    """summarization:tiny at a third of its width, stopped early: enough to show what copying buys."""
+    """summarization:tiny at half its width, stopped early: enough to show what copying buys."""
     config = summarization.get_config("tiny")
     config.data.update(train_size=6000, eval_size=200, bucket_boundaries=())
     config.model.update(embed_dim=32, hidden_dim=64, copy=copy)

@@ -32,6 +32,30 @@ def test_softmax_is_a_distribution_over_allowed_positions(data):
     np.testing.assert_array_equal(w.sum(-1)[~rows_with_any], 0.0)
 
 
+@given(logits_and_mask(), st.integers(0, 10_000))
+def test_softmax_gradient_equals_autodiff_of_the_formula(data, seed):
+    """The hand-written derivative of ``softmax`` against autodiff of the plain masked formula."""
+    logits, mask = data
+    cotangent = jax.random.normal(jax.random.key(seed), logits.shape)
+
+    def plain(x):
+        w = jax.nn.softmax(jnp.where(mask, x, jnp.finfo(jnp.float32).min), axis=-1)
+        return jnp.sum(jnp.where(mask.any(-1, keepdims=True), w, 0.0) * cotangent)
+
+    ours = jax.grad(lambda x: jnp.sum(softmax(x, mask) * cotangent))(logits)
+    np.testing.assert_allclose(ours, jax.grad(plain)(logits), atol=1e-5)
+
+
+def test_softmax_of_minus_inf_logits_is_finite():
+    """A ``-inf`` logit (e.g. from a bias) gets weight 0, and a row of them no NaN: they are clamped."""
+    logits = jnp.array([[0.0, -jnp.inf, 1.0], [-jnp.inf, -jnp.inf, -jnp.inf]])
+    weights = softmax(logits)
+    np.testing.assert_allclose(weights[0], jax.nn.softmax(jnp.array([0.0, -1e30, 1.0])), rtol=1e-6)
+    np.testing.assert_allclose(weights[1], [1 / 3, 1 / 3, 1 / 3], rtol=1e-6)  # all clamped alike
+    grad = jax.grad(lambda x: jnp.sum(softmax(x) * jnp.arange(3.0)))(logits)
+    assert np.all(np.isfinite(grad)) and grad[0, 1] == 0.0
+
+
 @given(logits_and_mask())
 def test_sparsemax_is_a_sparse_distribution(data):
     logits, mask = data

@@ -7,6 +7,8 @@ nothing to attend to.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -31,6 +33,27 @@ def _any_allowed(mask: ArrayLike, shape: tuple[int, ...], axis: int) -> Array:
     return jnp.any(jnp.broadcast_to(mask, shape), axis=axis, keepdims=True)
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _softmax(x: Array, axis: int) -> Array:
+    """Softmax of float32 ``x``, whose derivative is written with its output ``y``: ``y (t - <y, t>)``.
+
+    Logits below ``finfo(float32).min`` (a ``-inf`` bias) are clamped to it here, inside the rule, so
+    the backward pass keeps only ``y``: autodiff would also keep the logits for the clamp's derivative
+    and the exponentials and row sums for the division's, which made the ``'xla'`` attention's
+    forward+backward about 15% slower than Flax's at 1,024 tokens on CPU.
+    """
+    x = jnp.maximum(x, jnp.finfo(jnp.float32).min)
+    unnormalised = jnp.exp(x - x.max(axis=axis, keepdims=True))
+    return unnormalised / unnormalised.sum(axis=axis, keepdims=True)
+
+
+@_softmax.defjvp
+def _softmax_jvp(axis: int, primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
+    (x,), (t,) = primals, tangents
+    y = _softmax(x, axis)
+    return y, y * (t - (y * t).sum(axis=axis, keepdims=True))
+
+
 def softmax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -1) -> Array:
     """Masked softmax in float32 (Bridle, 1990), the normaliser of soft attention.
 
@@ -43,8 +66,10 @@ def softmax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -1)
       float32 weights of the logits' shape: each row sums to 1 over allowed positions, is exactly 0 at
       masked positions, and is all zeros when no position is allowed.
     """
-    x = mask_logits(logits, mask)
-    weights = jax.nn.softmax(x, axis=axis)
+    x = jnp.asarray(logits, jnp.float32)
+    if mask is not None:
+        x = jnp.where(mask, x, jnp.finfo(jnp.float32).min)
+    weights = _softmax(x, axis)
     if mask is None:
         return weights
     # Masked entries are already exactly 0 (exp underflows) unless the whole row is masked, where the

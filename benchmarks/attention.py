@@ -460,7 +460,7 @@ def parse_args(argv: Sequence[str] | None, impl_names: Sequence[str]) -> argpars
                         help="compile and report temporary memory, time nothing")
     parser.add_argument("--max-memory-gb", type=float, default=None,
                         help=f"skip configurations whose compiled temporaries exceed this "
-                             f"(default: {MEMORY_FRACTION:.0%} of the device's or host's memory)")
+                             f"(default: {MEMORY_FRACTION * 100:.0f}%% of the device's or host's memory)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n peak matmul")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,

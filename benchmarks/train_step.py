@@ -19,6 +19,11 @@ Measured, all in one run on the default backend:
 - compile time: ``jit(step).lower(...).compile()``;
 - step time: the median (and minimum) of ``--steps`` steps after ``--warmup``, each ended by
   ``jax.block_until_ready``; the models take turns step by step, so load changes hit them alike;
+- ``x ref``: tokens/s over the reference's, as the ratio of the median step times and as ``paired``, the
+  median over rounds of the reference's step time over the model's in the same round (each round's two
+  steps run back to back, so a slow spell of a shared machine cancels out of that round's ratio);
+- CPU time per step: process CPU seconds (all threads) during the step, the work it took whatever the
+  wall clock lost to other tenants;
 - tokens/s: target tokens (``batch * tgt_len``) per second; the source tokens are reported alongside;
 - MFU: model FLOP/s over a float32 peak, the best of ``--peak-repeats`` jitted ``--matmul-size``
   square matmuls (``2 n^3`` FLOPs). Model FLOPs per step are 3x the forward's matrix products
@@ -235,18 +240,20 @@ def prepare(model: nn.Module, batch: dict[str, Array], args: argparse.Namespace)
     compiled = jax.jit(make_train_step(model, tx), donate_argnums=0).lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     return {"step": compiled, "state": state, "compile_s": compile_s, "xla_cost": xla_cost(compiled),
-            "params": count(params), "matmul_params": count(params, "kernel"), "times": []}
+            "params": count(params), "matmul_params": count(params, "kernel"), "times": [],
+            "cpu_times": []}
 
 
 def run_steps(runs: dict[str, dict[str, Any]], batch: dict[str, Array], steps: int, timed: bool) -> None:
     """Run every model ``steps`` times, taking turns, recording each step's wall time when ``timed``."""
     for _ in range(steps):
         for run in runs.values():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             run["state"], loss = run["step"](run["state"], batch)
             jax.block_until_ready((run["state"], loss))
             if timed:
                 run["times"].append(time.perf_counter() - start)
+                run["cpu_times"].append(time.process_time() - cpu_start)
             run["loss"] = float(loss)
 
 
@@ -257,7 +264,8 @@ def summarise(runs: dict[str, dict[str, Any]], args: argparse.Namespace, flops: 
         step_s, xla = statistics.median(run["times"]), run["xla_cost"]
         results[name] = {
             "params": run["params"], "compile_s": run["compile_s"], "step_ms": 1e3 * step_s,
-            "step_ms_min": 1e3 * min(run["times"]), "tgt_tokens_per_s": args.batch * args.tgt_len / step_s,
+            "step_ms_min": 1e3 * min(run["times"]), "cpu_ms": 1e3 * statistics.median(run["cpu_times"]),
+            "tgt_tokens_per_s": args.batch * args.tgt_len / step_s,
             "all_tokens_per_s": args.batch * (args.src_len + args.tgt_len) / step_s,
             "model_gflops_per_s": flops / step_s / 1e9, "mfu": flops / step_s / peak,
             "xla_gflop_per_step": xla["flops"] / 1e9 if "flops" in xla else None,
@@ -265,8 +273,10 @@ def summarise(runs: dict[str, dict[str, Any]], args: argparse.Namespace, flops: 
             "final_loss": run["loss"],
         }
     reference = results[REFERENCE]["tgt_tokens_per_s"]
-    for result in results.values():
+    for name, result in results.items():
         result["speed_vs_reference"] = result["tgt_tokens_per_s"] / reference
+        rounds = zip(runs[REFERENCE]["times"], runs[name]["times"], strict=True)
+        result["speed_vs_reference_paired"] = statistics.median(ref / ours for ref, ours in rounds)
     return results
 
 
@@ -276,16 +286,16 @@ def padded(row: tuple[str, ...], widths: list[int]) -> list[str]:
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    header = ("model", "compile s", "step ms", "min ms", "tgt tok/s", "src+tgt tok/s", "GFLOP/s", "MFU %",
-              "XLA GF", "XLA GB", "x ref")
+    header = ("model", "compile s", "step ms", "min ms", "CPU ms", "tgt tok/s", "src+tgt tok/s", "GFLOP/s",
+              "MFU %", "XLA GF", "XLA GB", "x ref", "paired")
     rows = [header]
     maybe = lambda x: "-" if x is None else f"{x:.2f}"
     for name, r in results.items():
         rows.append((name, f"{r['compile_s']:.1f}", f"{r['step_ms']:.0f}", f"{r['step_ms_min']:.0f}",
-                     f"{r['tgt_tokens_per_s']:.0f}", f"{r['all_tokens_per_s']:.0f}",
+                     f"{r['cpu_ms']:.0f}", f"{r['tgt_tokens_per_s']:.0f}", f"{r['all_tokens_per_s']:.0f}",
                      f"{r['model_gflops_per_s']:.1f}", f"{100 * r['mfu']:.1f}",
                      maybe(r["xla_gflop_per_step"]), maybe(r["xla_gb_accessed_per_step"]),
-                     f"{r['speed_vs_reference']:.2f}"))
+                     f"{r['speed_vs_reference']:.2f}", f"{r['speed_vs_reference_paired']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(padded(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -354,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.encoder_layers}+{args.decoder_layers}, heads {args.heads}, mlp {args.mlp_dim}, vocab "
           f"{args.vocab}, dropout {args.dropout}; median of {args.steps} steps (models take turns)\n")
     print(format_table(results))
-    print("(tok/s counts target tokens unless marked src+tgt; x ref: target tok/s over the reference's)")
+    print("(tok/s counts target tokens unless marked src+tgt; x ref: target tok/s over the reference's;\n"
+          " paired: median over rounds of the reference's step time over the model's; CPU ms: process CPU\n"
+          " time per step, median)")
 
     out = args.out or ROOT / "benchmarks" / "results" / f"train_step-{backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

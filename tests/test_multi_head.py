@@ -30,6 +30,23 @@ def test_equals_flax_multi_head_given_same_weights(qk_norm):
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_self_attention_initialises_and_computes_as_flax(qk_norm):
+    """The same key initialises the same parameters as Flax's module (names, shapes and values, so
+    checkpoints and initial runs match), and causal self-attention agrees with it."""
+    x = _x()
+    ours = MultiHeadAttention(num_heads=HEADS, qk_norm=qk_norm, bias_init=nn.initializers.normal(0.1))
+    flax_mha = nn.MultiHeadDotProductAttention(
+        num_heads=HEADS, normalize_qk=qk_norm, bias_init=nn.initializers.normal(0.1)
+    )
+    params = nn.meta.unbox(ours.init(jax.random.key(5), x)["params"])
+    flax_params = flax_mha.init(jax.random.key(5), x)["params"]
+    jax.tree.map(np.testing.assert_array_equal, params, flax_params)
+    got = ours.apply({"params": params}, x, mask=nn.make_causal_mask(x[..., 0]))
+    want = flax_mha.apply({"params": params}, x, mask=nn.make_causal_mask(x[..., 0]))
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_grouped_kv_heads_parameter_shapes():
     m = MultiHeadAttention(num_heads=8, num_kv_heads=2, head_dim=4)
     params = nn.meta.unbox(m.init(jax.random.key(0), _x())["params"])

@@ -56,6 +56,17 @@ def test_softmax_of_minus_inf_logits_is_finite():
     assert np.all(np.isfinite(grad)) and grad[0, 1] == 0.0
 
 
+def test_masked_softmax_with_extreme_logits_equals_selecting_them_out():
+    """The mask is added to the logits (finfo.min); for logits up to 1e30 in size, -inf among them,
+    the result is that of replacing the masked ones, and masked positions get exactly 0."""
+    logits = jnp.array([[1e30, -1e30, 5.0, -jnp.inf], [-1e30, 1e30, 1e30, 0.0], [3.0, 1e30, -2.0, 1.0]])
+    mask = jnp.array([[False, True, True, True], [True, False, False, False], [False, True, False, False]])
+    want = jax.nn.softmax(jnp.where(mask, jnp.maximum(logits, -3e38), jnp.finfo(jnp.float32).min))
+    got = softmax(logits, mask)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.all(np.asarray(got)[~np.asarray(mask)] == 0.0)
+
+
 @given(logits_and_mask())
 def test_sparsemax_is_a_sparse_distribution(data):
     logits, mask = data

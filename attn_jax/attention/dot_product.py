@@ -98,7 +98,9 @@ def _xla_attention(
     probs = weights
     if dropout_rate > 0.0:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
-        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+        # A product with a 0 or 1/keep multiplier (not a select on the weights): its gradient is a
+        # product too, which XLA:CPU fuses with the value-gradient matmul and the softmax backward.
+        probs = probs * (keep.astype(jnp.float32) * jnp.float32(1.0 / (1.0 - dropout_rate)))
     out = jnp.einsum(f"...{head_axes}qk,...khd->{q_spec}", probs.astype(value.dtype), value)
     out = out.reshape(*batch, q_len, heads, value.shape[-1])
     if not return_weights:

@@ -68,13 +68,17 @@ def softmax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -1)
     """
     x = jnp.asarray(logits, jnp.float32)
     if mask is not None:
-        x = jnp.where(mask, x, jnp.finfo(jnp.float32).min)
+        # Added rather than selected, so that XLA:CPU keeps the logits' matmul and the softmax in one
+        # fusion: a masked logit becomes finfo.min + logit, which is finfo.min itself (after the clamp
+        # in _softmax) for any logit of magnitude below 1e31.
+        x = x + jnp.where(mask, jnp.float32(0.0), jnp.finfo(jnp.float32).min)
     weights = _softmax(x, axis)
     if mask is None:
         return weights
     # Masked entries are already exactly 0 (exp underflows) unless the whole row is masked, where the
-    # softmax is uniform: only those rows need zeroing, with a [..., 1]-shaped flag.
-    return jnp.where(_any_allowed(mask, x.shape, axis), weights, 0.0)
+    # softmax is uniform: only those rows need zeroing, by a [..., 1]-shaped 0/1 factor (a product,
+    # like the mask, so its gradient stays in the fused softmax backward).
+    return weights * _any_allowed(mask, x.shape, axis).astype(jnp.float32)
 
 
 def log_softmax(logits: ArrayLike, mask: ArrayLike | None = None, *, axis: int = -1) -> Array:
